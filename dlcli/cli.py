@@ -1,0 +1,201 @@
+"""The ``dlcli`` command line. Thin: parse arguments, call one function, map errors to exit codes.
+
+Imports of NumPy, rich and the engine happen inside commands so ``dlcli --help`` is fast.
+"""
+
+import sys
+
+import click
+
+from dlcli import __version__
+
+SET_HELP = "Override a config key, e.g. --set training.optimizer.lr=0.01 (repeatable)."
+
+
+def _console(quiet=False, stderr=False):
+    from rich.console import Console
+    return Console(stderr=stderr, quiet=quiet, highlight=False)
+
+
+class DlcliGroup(click.Group):
+    """Maps user errors to one line on stderr and exit 2 (1 for training failures)."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        args = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in args
+        if debug:
+            args.remove("--debug")
+        try:
+            return super().main(args=args, prog_name=prog_name or "dlcli",
+                                standalone_mode=False, **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("dlcli: aborted", err=True)
+            sys.exit(130)
+        except click.UsageError as exc:
+            if debug:
+                raise
+            ctx = exc.ctx
+            cmd = ctx.command_path if ctx else "dlcli"
+            click.echo(f"{cmd}: {exc.format_message()} (see {cmd} --help)", err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            if debug:
+                raise
+            click.echo(f"dlcli: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("dlcli: interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # noqa: BLE001 - every error becomes one line
+            from dlcli.errors import DlcliError
+            if debug:
+                raise
+            if isinstance(exc, DlcliError):
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(exc.exit_code)
+            if isinstance(exc, MemoryError):
+                click.echo("error: out of memory; lower training.batch_size", err=True)
+                sys.exit(1)
+            click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for "
+                       "the traceback and please report it)", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=DlcliGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dlcli")
+def cli():
+    """dlcli: train, evaluate and inspect neural networks described in YAML.
+
+    Add --debug anywhere to see a traceback instead of a one-line error.
+    """
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Write the run here "
+              "(must not exist) instead of runs/<name>-<time>/.")
+@click.option("--seed", type=int, help="Override the config's seed.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
+def train(config, overrides, run_dir, seed, quiet):
+    """Train the model described by CONFIG and write a run directory."""
+    from dlcli.config import load_config
+    from dlcli.report import print_train_summary, print_warnings
+    from dlcli.train.session import train as run_training
+
+    cfg = load_config(config, overrides)
+    console = _console()
+    err = _console(stderr=True)
+    summary = run_training(cfg, run_dir=run_dir, seed=seed, console=console,
+                           interactive=console.is_terminal, quiet=quiet)
+    print_warnings(err, summary.get("warnings", []))
+    print_train_summary(console, summary)
+
+
+@cli.command("eval")
+@click.argument("run", type=click.Path())
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
+              show_default=True)
+@click.option("--data", "data_source", type=click.Path(), help="Score on another data file "
+              "(its splits are drawn as in training).")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test",
+              show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def eval_(run, checkpoint, data_source, split, as_json):
+    """Score a run (a run directory or a checkpoint file) on a data split."""
+    from dlcli.inference import evaluate_run, load_run
+    from dlcli.report import print_eval
+
+    loaded = load_run(run, checkpoint)
+    result = evaluate_run(loaded, split, data_source)
+    if as_json:
+        import json
+        click.echo(json.dumps(result))
+    else:
+        print_eval(_console(), result)
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Output .csv or .npz (default: <INPUT stem>.predictions.csv; never "
+                   "overwrites).")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
+              show_default=True)
+def predict(run, input_path, output, checkpoint):
+    """Apply a trained run to the inputs in INPUT (.npz with x, or .csv)."""
+    import pathlib
+
+    from dlcli.inference import load_run, predict_file
+    from dlcli.report import write_predictions
+
+    loaded = load_run(run, checkpoint)
+    out, names = predict_file(loaded, input_path)
+    target = pathlib.Path(output or pathlib.Path(input_path).stem + ".predictions.csv")
+    write_predictions(target, out, names, loaded)
+    _console(stderr=True).print(f"wrote {len(out)} predictions to {target}")
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def shapes(config, overrides, as_json):
+    """Print each layer's output shape, size, parameters and multiply-adds (no training)."""
+    from dlcli.config import load_config
+    from dlcli.report import print_shapes
+    from dlcli.summary import shapes_report
+
+    cfg = load_config(config, overrides)
+    report = shapes_report(cfg)
+    if as_json:
+        import json
+        click.echo(json.dumps(report))
+    else:
+        print_shapes(_console(), report)
+
+
+@cli.command("config")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+def config_(config, overrides):
+    """Print the fully resolved CONFIG, every default filled in."""
+    import yaml
+
+    from dlcli.config import load_config
+
+    cfg = load_config(config, overrides)
+    click.echo(yaml.safe_dump(cfg.data, sort_keys=False), nl=False)
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--samples", default=4, show_default=True, help="Training samples to check on.")
+@click.option("--entries", default=20, show_default=True,
+              help="Coordinates checked per parameter tensor.")
+@click.option("--tolerance", default=1e-5, show_default=True,
+              help="Largest relative error that passes.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def gradcheck(config, overrides, samples, entries, tolerance, as_json):
+    """Compare backpropagation with central finite differences in float64 (exit 1 on failure)."""
+    from dlcli.config import load_config
+    from dlcli.checks import run_gradcheck
+    from dlcli.report import print_gradcheck
+
+    cfg = load_config(config, overrides)
+    result = run_gradcheck(cfg, samples, entries, tolerance)
+    if as_json:
+        import json
+        click.echo(json.dumps(result))
+    else:
+        print_gradcheck(_console(), result)
+    if not result["passed"]:
+        sys.exit(1)
+
+
+def main():
+    cli()

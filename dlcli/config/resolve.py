@@ -1,0 +1,436 @@
+"""Validate a raw config into a fully resolved one, collecting every error of a pass."""
+
+import copy
+import inspect
+import pathlib
+import re
+from dataclasses import dataclass, field
+
+from dlcli.config import loader, rules as r
+from dlcli.config.schema import (DATA, EARLY_STOPPING, LAYER_KEY_RULES, MODEL, REQUIRED, TOP,
+                                 TRAINING)
+from dlcli.errors import ConfigError, ShapeError
+from dlcli.registry import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS
+
+
+@dataclass
+class Config:
+    """A validated config: ``data`` holds every key with its default filled in."""
+
+    data: dict
+    path: pathlib.Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def base_dir(self) -> pathlib.Path:
+        return self.path.parent if self.path else pathlib.Path.cwd()
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.path else "<config>"
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+
+# ---- --set overrides ---------------------------------------------------------------
+_PATH_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
+
+
+def parse_key_path(path: str) -> list:
+    """``model.layers[2].units`` -> ['model', 'layers', 2, 'units']."""
+    parts, pos = [], 0
+    while pos < len(path):
+        if path[pos] == "." and parts:
+            pos += 1
+        m = _PATH_TOKEN.match(path, pos)
+        if not m:
+            raise ConfigError(f"--set: cannot parse key path {path!r} at position {pos}")
+        parts.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
+        pos = m.end()
+    if not parts:
+        raise ConfigError(f"--set: empty key path in {path!r}")
+    return parts
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``key.path=value`` strings; values are parsed as YAML (``lr=1e-3`` is a float)."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key.path=value")
+        path_text, value_text = item.split("=", 1)
+        parts = parse_key_path(path_text.strip())
+        value = loader.parse_scalar(value_text)
+        node = raw
+        for i, part in enumerate(parts[:-1]):
+            nxt = parts[i + 1]
+            where = format_path(parts[: i + 1])
+            if isinstance(part, int):
+                if not isinstance(node, list) or part >= len(node):
+                    raise ConfigError(f"--set {path_text}: {where} does not exist")
+                node = node[part]
+            else:
+                if not isinstance(node, dict):
+                    raise ConfigError(f"--set {path_text}: {where} is not a mapping")
+                if part not in node or node[part] is None:
+                    node[part] = [] if isinstance(nxt, int) else {}
+                node = node[part]
+        last = parts[-1]
+        if isinstance(last, int):
+            if not isinstance(node, list) or last >= len(node):
+                raise ConfigError(f"--set {path_text}: index {last} does not exist")
+        elif not isinstance(node, dict):
+            raise ConfigError(f"--set {path_text}: {format_path(parts[:-1])} is not a mapping")
+        node[last] = value
+    return raw
+
+
+def format_path(parts) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+# ---- validation --------------------------------------------------------------------
+class _Validator:
+    def __init__(self):
+        self.errors: list[tuple[str, str]] = []
+
+    def error(self, path, message):
+        self.errors.append((format_path(path), message))
+
+    def section(self, raw, schema, path, handlers):
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            self.error(path, f"expected a mapping, got {r._show(raw)}")
+            return {}
+        out = {}
+        for key in raw:
+            if key not in schema:
+                self.error(path + [key], r.unknown_key_message(key, schema))
+        for key, (rule, default) in schema.items():
+            present = key in raw
+            if not present and default is REQUIRED:
+                self.error(path + [key], "required key is missing")
+                continue
+            value = raw[key] if present else copy.deepcopy(default)
+            if isinstance(rule, str):
+                out[key] = handlers[rule](value, path + [key], present)
+                continue
+            if not present and default is None:
+                out[key] = None
+                continue
+            try:
+                out[key] = rule(value)
+            except r.Invalid as exc:
+                self.error(path + [key], str(exc))
+        return out
+
+
+def _load_engine() -> None:
+    from dlcli.nn import initializers, losses, optimizers  # noqa: F401
+    from dlcli.nn.model import load_layer_modules
+    load_layer_modules()
+
+
+def _signature_defaults(callable_) -> dict:
+    params = inspect.signature(callable_).parameters
+    return {k: (p.default if p.default is not inspect.Parameter.empty else REQUIRED)
+            for k, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+
+
+def _activation_spec(v, value, path):
+    """A name or ``{type: name, **options}``; returns the normalized spec."""
+    if isinstance(value, str):
+        if value not in ACTIVATIONS:
+            v.error(path, ACTIVATIONS.unknown_message(value))
+        return value
+    if isinstance(value, dict):
+        name = value.get("type")
+        if name not in ACTIVATIONS:
+            v.error(path + ["type"], ACTIVATIONS.unknown_message(name))
+            return value
+        return _options(v, value, path, ACTIVATIONS.get(name), skip=("name",))
+    v.error(path, f"expected an activation name or a mapping with a type, got {r._show(value)}")
+    return value
+
+
+def _options(v, raw, path, cls, skip=()) -> dict:
+    """Check ``raw``'s keys (besides type) against ``cls``'s constructor and LAYER_KEY_RULES."""
+    defaults = {k: d for k, d in _signature_defaults(cls).items() if k not in skip}
+    out = {"type": raw["type"]}
+    for key in raw:
+        if key != "type" and key not in defaults:
+            v.error(path + [key], r.unknown_key_message(key, list(defaults) + ["type"]))
+    for key, default in defaults.items():
+        if key not in raw:
+            if default is REQUIRED:
+                v.error(path + [key], "required key is missing")
+            else:
+                out[key] = default
+            continue
+        value = raw[key]
+        if key == "activation":
+            out[key] = None if value is None else _activation_spec(v, value, path + [key])
+        elif key == "initializer":
+            try:
+                out[key] = r.registry_name(INITIALIZERS)(value)
+            except r.Invalid as exc:
+                v.error(path + [key], str(exc))
+        elif key in LAYER_KEY_RULES:
+            try:
+                out[key] = LAYER_KEY_RULES[key](value)
+            except r.Invalid as exc:
+                v.error(path + [key], str(exc))
+        else:
+            out[key] = value
+    return out
+
+
+def _layers(v, value, path, present):
+    if not isinstance(value, list) or not value:
+        v.error(path, f"expected a non-empty list of layers, got {r._show(value)}")
+        return []
+    out = []
+    for i, raw in enumerate(value):
+        lpath = path + [i]
+        if not isinstance(raw, dict):
+            v.error(lpath, f"expected a mapping with a type, got {r._show(raw)}")
+            continue
+        kind = raw.get("type")
+        if kind not in LAYERS:
+            v.error(lpath + ["type"], LAYERS.unknown_message(kind) if kind is not None
+                    else "required key is missing")
+            continue
+        if kind == "activation":
+            spec = {k: val for k, val in raw.items() if k not in ("type", "name")}
+            act = spec.pop("activation", None)
+            if act is None:
+                v.error(lpath + ["activation"], "required key is missing")
+                continue
+            act_spec = _activation_spec(v, {"type": act, **spec} if spec else act,
+                                        lpath + ["activation"])
+            entry = {"type": "activation", "name": raw.get("name")}
+            if entry["name"] is not None:
+                try:
+                    entry["name"] = LAYER_KEY_RULES["name"](entry["name"])
+                except r.Invalid as exc:
+                    v.error(lpath + ["name"], str(exc))
+            if isinstance(act_spec, dict):
+                entry.update({k: val for k, val in act_spec.items() if k != "type"})
+                entry["activation"] = act_spec["type"]
+            else:
+                entry["activation"] = act_spec
+            out.append(entry)
+            continue
+        entry = _options(v, raw, lpath, LAYERS.get(kind))
+        if entry.get("initializer") == "he" and "initializer" not in raw:
+            act = entry.get("activation")
+            act_name = act.get("type") if isinstance(act, dict) else act
+            if act_name in ("sigmoid", "tanh", "softmax", "identity", None):
+                entry["initializer"] = "xavier"  # notes 1.9: Xavier for tanh/sigmoid layers
+        out.append(entry)
+    names = [e.get("name") for e in out if e.get("name")]
+    for name in {n for n in names if names.count(n) > 1}:
+        v.error(path, f"layer name {name!r} is used more than once")
+    if len(out) == len(value):
+        from dlcli.nn.model import default_names
+        for entry, name in zip(out, default_names(out)):
+            entry["name"] = name
+    return out
+
+
+def _loss(v, value, path, present):
+    try:
+        return r.registry_name(LOSSES)(value)
+    except r.Invalid as exc:
+        v.error(path, str(exc))
+        return value
+
+
+def _optimizer(v, value, path, present):
+    if isinstance(value, str):
+        value = {"type": value}
+    if not isinstance(value, dict):
+        v.error(path, f"expected a mapping with a type, got {r._show(value)}")
+        return {}
+    kind = value.get("type", "adam")
+    if kind not in OPTIMIZERS:
+        v.error(path + ["type"], OPTIMIZERS.unknown_message(kind))
+        return value
+    cls = OPTIMIZERS.get(kind)
+    defaults = cls.hyperparameters()
+    errors_before = len(v.errors)
+    out = {"type": kind}
+    for key in value:
+        if key != "type" and key not in defaults:
+            v.error(path + [key], r.unknown_key_message(key, list(defaults) + ["type"]))
+    for key, default in defaults.items():
+        given = value.get(key, default)
+        try:
+            if isinstance(default, bool):
+                given = r.boolean(given)
+            elif isinstance(default, (int, float)):
+                given = r.number()(given)
+            elif isinstance(default, (tuple, list)):
+                if isinstance(given, tuple):
+                    given = list(given)
+                given = r.list_of(r.number(), f"a list of {len(default)} numbers")(given)
+                if len(given) != len(default):
+                    raise r.Invalid(f"expected a list of {len(default)} numbers, got {given}")
+        except r.Invalid as exc:
+            v.error(path + [key], str(exc))
+            continue
+        out[key] = given
+    if len(v.errors) == errors_before:
+        try:
+            cls(**{k: val for k, val in out.items() if k != "type"})
+        except ValueError as exc:
+            v.error(path, str(exc))
+    return out
+
+
+def _early_stopping(v, value, path, present):
+    if value is None or value is False:
+        return None
+    if value is True:
+        value = {}
+    return v.section(value, EARLY_STOPPING, path, {})
+
+
+def resolve(raw, *, path: pathlib.Path | None = None) -> Config:
+    """Validate ``raw`` (a parsed YAML document) and fill in every default."""
+    _load_engine()
+    source = str(path) if path else None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"expected a mapping at the top level, got {r._show(raw)}",
+                          file=source)
+    v = _Validator()
+    handlers = {
+        "layers": lambda value, p, present: _layers(v, value, p, present),
+        "loss": lambda value, p, present: _loss(v, value, p, present),
+        "optimizer": lambda value, p, present: _optimizer(v, value, p, present),
+        "early_stopping": lambda value, p, present: _early_stopping(v, value, p, present),
+        "section": None,
+    }
+    sections = {"data": DATA, "model": MODEL, "training": TRAINING}
+
+    def section_handler(value, p, present):
+        return v.section(value, sections[p[-1]], p, handlers)
+
+    handlers["section"] = section_handler
+    data = v.section(raw, TOP, [], handlers)
+    if v.errors:
+        raise ConfigError(v.errors, file=source)
+    if data.get("name") is None:
+        data["name"] = path.stem if path else "run"
+    config = Config(data=_ordered(data), path=path)
+    _check_model(config)
+    return config
+
+
+def _ordered(data: dict) -> dict:
+    order = ["name", "seed", "task", "dtype", "data", "model", "training"]
+    return {k: data[k] for k in order if k in data}
+
+
+def infer_task(config: Config, output_units: int | None = None) -> str:
+    """The task implied by the loss when ``task: auto``."""
+    task = config["task"]
+    if task != "auto":
+        return task
+    loss = config["model"]["loss"]
+    if loss == "categorical_crossentropy":
+        return "classification"
+    if loss in ("binary_crossentropy",):
+        return "multilabel" if (output_units or 1) > 1 else "binary"
+    if loss == "perceptron":
+        return "binary"
+    return "regression"
+
+
+USUAL_PAIRS = {
+    # task -> (output activation, losses) of notes figure 1.10
+    "classification": ({"softmax"}, {"categorical_crossentropy"}),
+    "binary": ({"sigmoid", "binary_step", "identity"}, {"binary_crossentropy", "perceptron",
+                                                         "widrow_hoff", "mse"}),
+    "multilabel": ({"sigmoid"}, {"binary_crossentropy"}),
+    "regression": ({"identity", "sigmoid"}, {"mse", "widrow_hoff", "binary_crossentropy"}),
+    "reconstruction": ({"identity", "sigmoid"}, {"mse", "binary_crossentropy"}),
+}
+
+
+def pairing_warnings(task: str, output_activation: str, loss: str) -> list[str]:
+    """Warn on combinations outside the notes' table (figure 1.10)."""
+    acts, losses = USUAL_PAIRS[task]
+    notes = []
+    if output_activation not in acts or loss not in losses:
+        notes.append(
+            f"task {task} usually pairs output activation {'/'.join(sorted(acts))} with loss "
+            f"{'/'.join(sorted(losses))}; this config has {output_activation} + {loss}")
+    if loss == "categorical_crossentropy" and output_activation != "softmax":
+        notes.append("categorical_crossentropy expects probabilities: end the model in softmax")
+    if loss == "binary_crossentropy" and output_activation not in ("sigmoid",):
+        notes.append("binary_crossentropy expects probabilities in [0, 1]: end the model in sigmoid")
+    return notes
+
+
+def _check_model(config: Config) -> None:
+    """Build the layer objects (catching bad values) and walk shapes when possible."""
+    from dlcli.nn.model import Model
+
+    layers_cfg = config["model"]["layers"]
+    errors = []
+    for i, layer_cfg in enumerate(layers_cfg):
+        try:
+            Model.from_config([layer_cfg], (1,))
+        except (ValueError, TypeError) as exc:
+            errors.append((f"model.layers[{i}]", str(exc)))
+    if errors:
+        raise ConfigError(errors, file=config.source)
+    shape = config["model"]["input_shape"]
+    if shape is not None:
+        build_model(config, to_internal_shape(shape))
+
+
+def to_internal_shape(shape) -> tuple:
+    """The notes' (H, W, C) -> internal (C, H, W); a 2-D (H, W) is one channel."""
+    shape = tuple(shape)
+    if len(shape) == 3:
+        h, w, c = shape
+        return (c, h, w)
+    if len(shape) == 2:
+        return (1,) + shape
+    return shape
+
+
+def build_model(config: Config, input_shape: tuple):
+    """The (unbuilt) Model of ``config`` for an internal ``input_shape``; shape problems
+    become a ShapeError naming the layer."""
+    import numpy as np
+
+    from dlcli.nn.layers.base import IncompatibleShape
+    from dlcli.nn.model import Model
+
+    dtype = np.float64 if config["dtype"] == "float64" else np.float32
+    try:
+        model = Model.from_config(config["model"]["layers"], input_shape, dtype)
+        model.shapes()
+    except IncompatibleShape as exc:
+        raise ShapeError(str(exc), file=config.source) from None
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(str(exc).strip("'\""), file=config.source) from None
+    return model
+
+
+def load_config(path, overrides: list[str] = ()) -> Config:
+    path = pathlib.Path(path)
+    raw = loader.load_file(path)
+    if overrides:
+        if not isinstance(raw, dict):
+            raise ConfigError("expected a mapping at the top level", file=str(path))
+        raw = apply_overrides(raw, list(overrides))
+    return resolve(raw, path=path)

@@ -1,0 +1,416 @@
+"""From a validated ``data`` config section to train / validation / test splits.
+
+Internal layouts: feature vectors (N, F); images (N, C, H, W). Files may hold images as
+NHW, NHWC or NCHW (``data.layout``); synthetic ``images`` are NHWC.
+"""
+
+import csv
+import dataclasses
+import pathlib
+
+import numpy as np
+
+from dlcli.data import readers
+from dlcli.data.encoding import encode_labels
+from dlcli.errors import DataError
+from dlcli.registry import DATASETS
+
+SYNTHETIC_PREFIX = "synthetic:"
+LAYOUTS = ("auto", "NHWC", "NCHW", "NHW")
+NORMALIZATIONS = ("standard", "minmax", "none")
+# Independent streams under one seed: the synthetic data and the split permutation must not
+# share random bits (a split drawn from the same stream as the points it splits is biased).
+DATA_STREAM, SPLIT_STREAM = 0, 1
+
+
+def stream_rng(seed: int, stream: int) -> np.random.Generator:
+    """Generator for one named use of the run seed: default_rng(SeedSequence(seed).spawn(...)[stream])."""
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(stream + 1)[stream])
+
+
+class Normalizer:
+    """Per-feature affine transform ``apply(x) = (x - shift) / scale``, fitted on training data.
+
+    standard: shift = mean, scale = std; minmax: shift = min, scale = max - min (to [0, 1]);
+    none: identity. A scale of 0 becomes 1. Vectors (N, F) get (F,) statistics; images
+    (N, C, H, W) get per-channel (C, 1, 1) statistics (per-pixel statistics blow up pixels that
+    are almost always 0 in training, such as digit borders).
+    """
+
+    def __init__(self, kind: str, shift: np.ndarray, scale: np.ndarray):
+        if kind not in NORMALIZATIONS:
+            raise DataError(f"unknown normalization {kind!r}; known: {', '.join(NORMALIZATIONS)}")
+        self.kind = kind
+        self.shift = np.asarray(shift, dtype=np.float64)
+        self.scale = np.asarray(scale, dtype=np.float64)
+
+    @classmethod
+    def fit(cls, kind: str, x: np.ndarray) -> "Normalizer":
+        """Fit on training inputs x (N, ...) with N >= 1."""
+        if kind not in NORMALIZATIONS:
+            raise DataError(f"unknown normalization {kind!r}; known: {', '.join(NORMALIZATIONS)}")
+        x = np.asarray(x, dtype=np.float64)
+        images = x.ndim == 4
+        axes = (0, 2, 3) if images else (0,)
+        if kind == "none":
+            stat_shape = (x.shape[1], 1, 1) if images else x.shape[1:]
+            return cls("none", np.zeros(stat_shape), np.ones(stat_shape))
+        if x.shape[0] == 0:
+            raise DataError(f"cannot fit {kind} normalization on an empty training split")
+        if kind == "standard":
+            shift = x.mean(axis=axes, keepdims=images)
+            scale = x.std(axis=axes, keepdims=images)
+        else:
+            shift = x.min(axis=axes, keepdims=images)
+            scale = x.max(axis=axes, keepdims=images) - shift
+        if images:
+            shift, scale = shift[0], scale[0]
+        scale = np.where(scale > 0, scale, 1.0)
+        return cls(kind, shift, scale)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """(N, ...) -> float64 (N, ...) transformed; the feature shape must match the fit."""
+        x = np.asarray(x, dtype=np.float64)
+        feature_shape = x.shape[1:]
+        if x.ndim != self.shift.ndim + 1 or any(
+            s not in (1, f) for s, f in zip(self.shift.shape, feature_shape)
+        ):
+            raise DataError(
+                f"inputs of shape {feature_shape} per sample do not match the normalizer "
+                f"fitted on statistics of shape {self.shift.shape}"
+            )
+        if self.kind == "none":
+            return x.copy()
+        return (x - self.shift) / self.scale
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Plain arrays (savable with np.savez, loadable without pickle): kind, shift, scale."""
+        return {"kind": np.array(self.kind), "shift": self.shift.copy(), "scale": self.scale.copy()}
+
+    @classmethod
+    def from_state(cls, state) -> "Normalizer":
+        """Rebuild from ``state()`` (or an NpzFile holding its keys)."""
+        try:
+            kind = str(np.asarray(state["kind"]))
+            return cls(kind, np.asarray(state["shift"]), np.asarray(state["scale"]))
+        except KeyError as exc:
+            raise DataError(f"normalizer state lacks {exc}") from None
+
+    def __repr__(self) -> str:
+        return f"Normalizer({self.kind!r}, statistics of shape {self.shift.shape})"
+
+
+@dataclasses.dataclass
+class Splits:
+    """Prepared data. x float64 in internal layout; y int64 (N,) class labels or float64 (N, k).
+
+    ``class_names`` is a list for class targets (label i is class_names[i]) and None for value
+    targets; ``input_shape`` excludes the batch axis; ``normalizer`` is already applied to
+    every x here; ``feature_names`` lists CSV feature columns (None otherwise) so that
+    ``load_inputs`` can pick the same columns at predict time.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str] | None
+    input_shape: tuple[int, ...]
+    normalizer: Normalizer
+    feature_names: list[str] | None = None
+
+    @property
+    def is_classification(self) -> bool:
+        return self.class_names is not None
+
+    @property
+    def n_classes(self) -> int | None:
+        return len(self.class_names) if self.class_names is not None else None
+
+    @property
+    def target_shape(self) -> tuple[int, ...]:
+        """() for class labels, (k,) for value targets."""
+        return self.y_train.shape[1:]
+
+
+def prepare(spec: dict, base_dir: pathlib.Path, seed: int) -> Splits:
+    """Load ``spec['source']``, encode targets, split, and normalize on the training split.
+
+    Synthetic data come from ``stream_rng(seed, DATA_STREAM)``; the split permutation from
+    ``stream_rng(seed, SPLIT_STREAM)``. Test rows: the file's x_test/y_test, else
+    ``round(test_split * N)`` rows; validation: ``round(validation_split * rest)`` rows of the
+    remainder; the rest trains (at least one row, else DataError). Splits keep file order.
+    """
+    layout = spec.get("layout", "auto")
+    raw, where, synthetic = _load(spec, base_dir, seed)
+    x, y = raw["x"], raw.get("y")
+    if y is None:
+        raise DataError("the file holds inputs but no targets", where=where)
+    x_test, y_test = raw.get("x_test"), raw.get("y_test")
+
+    x = _to_internal(x, "x", layout, where, synthetic)
+    if x_test is not None:
+        x_test = _to_internal(x_test, "x_test", layout, where, synthetic)
+        if x_test.shape[1:] != x.shape[1:]:
+            raise DataError(
+                f"x_test samples have shape {x_test.shape[1:]} but x samples have {x.shape[1:]}",
+                where=where,
+            )
+
+    mode = spec.get("labels", "auto")
+    y, y_test, class_names = _encode_targets(y, y_test, raw.get("class_names"), mode, where)
+
+    split_rng = stream_rng(seed, SPLIT_STREAM)
+    n = x.shape[0]
+    order = split_rng.permutation(n)
+    n_test = 0 if x_test is not None else _count(spec.get("test_split", 0.0), n)
+    n_val = _count(spec.get("validation_split", 0.0), n - n_test)
+    test_idx = np.sort(order[:n_test])
+    val_idx = np.sort(order[n_test : n_test + n_val])
+    train_idx = np.sort(order[n_test + n_val :])
+    if train_idx.size == 0:
+        raise DataError(
+            f"no training rows left: {n} rows, {n_test} for test and {n_val} for validation "
+            "(lower data.test_split or data.validation_split)",
+            where=where,
+        )
+    if x_test is None:
+        x_test, y_test = x[test_idx], y[test_idx]
+
+    normalizer = Normalizer.fit(spec.get("normalize", "none"), x[train_idx])
+    return Splits(
+        x_train=normalizer.apply(x[train_idx]),
+        y_train=y[train_idx],
+        x_val=normalizer.apply(x[val_idx]),
+        y_val=y[val_idx],
+        x_test=normalizer.apply(x_test),
+        y_test=y_test,
+        class_names=class_names,
+        input_shape=tuple(int(d) for d in x.shape[1:]),
+        normalizer=normalizer,
+        feature_names=raw.get("feature_names"),
+    )
+
+
+def load_inputs(path, spec: dict, base_dir: pathlib.Path | None = None, feature_names=None) -> np.ndarray:
+    """Read inputs for ``dlcli predict``: x float64 in internal layout, NOT normalized.
+
+    ``path`` (relative paths resolve against ``base_dir``, default the working directory):
+    .npz -> array ``x``; .csv -> the ``feature_names`` columns when given (store
+    Splits.feature_names with the run), else every column except ``spec['target']``;
+    IDX -> the array itself. Layout is converted as in ``prepare``.
+    """
+    path = _resolve(path, base_dir)
+    where = str(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        x = readers.read_npz(path, required=("x",))["x"]
+    elif suffix == ".csv":
+        if feature_names is not None:
+            x, _, _ = readers.read_csv(path, [], features=feature_names)
+        else:
+            x = _csv_without_target(path, spec.get("target"))
+    elif readers.is_idx_path(path):
+        x = readers.read_idx(path)
+        readers.check_finite(x, path)
+    else:
+        raise DataError("unsupported file type; expected .npz, .csv or IDX", where=where)
+    return _to_internal(x, "x", spec.get("layout", "auto"), where, synthetic=False)
+
+
+def _csv_without_target(path: pathlib.Path, target) -> np.ndarray:
+    """Every column of a CSV except the target column(s) that are present."""
+    targets = [] if target is None else [target] if isinstance(target, str) else list(target)
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        header = next(csv.reader(f), [])
+    present = [t for t in targets if t in [h.strip() for h in header]]
+    x, _, _ = readers.read_csv(path, present)
+    return x
+
+
+def _resolve(path, base_dir) -> pathlib.Path:
+    path = pathlib.Path(path).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = pathlib.Path(base_dir) / path
+    return path
+
+
+def _load(spec: dict, base_dir, seed: int):
+    """(raw dict, where-string for errors, synthetic?) for the spec's source."""
+    source = str(spec["source"])
+    if source.startswith(SYNTHETIC_PREFIX):
+        name = source[len(SYNTHETIC_PREFIX) :]
+        try:
+            generator = DATASETS.get(name)
+        except KeyError as exc:
+            raise DataError(exc.args[0], where="data.source") from None
+        params = dict(spec.get("params") or {})
+        try:
+            x, y = generator(stream_rng(seed, DATA_STREAM), **params)
+        except TypeError as exc:
+            raise DataError(f"bad parameters for {source}: {exc}", where="data.params") from None
+        return {"x": np.asarray(x), "y": np.asarray(y)}, source, True
+    path = _resolve(source, base_dir)
+    if path.is_dir():
+        path = _mnist_in_dir(path)
+    raw = readers.read_array_file(path, spec.get("target"))
+    for key in ("x", "x_test"):
+        if key in raw:
+            readers.check_finite(np.asarray(raw[key]), path, name=key)
+    return raw, str(path), False
+
+
+def _mnist_in_dir(folder: pathlib.Path) -> pathlib.Path:
+    """The train-images IDX file of an MNIST-style folder."""
+    found = sorted(folder.glob("train-images*")) or sorted(folder.glob("*images*"))
+    found = [p for p in found if readers.is_idx_path(p)]
+    if not found:
+        raise DataError(
+            "a data folder must hold MNIST-style IDX files (train-images-idx3-ubyte[.gz], "
+            "train-labels-idx1-ubyte[.gz], optional t10k-* test files)",
+            where=str(folder),
+        )
+    return found[0]
+
+
+def _to_internal(x, name: str, layout: str, where: str, synthetic: bool) -> np.ndarray:
+    """Inputs as float64: (N,) -> (N, 1); (N, F) kept; images -> (N, C, H, W)."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{name} must be numeric; got dtype {x.dtype}", where=where)
+    x = x.astype(np.float64)
+    if synthetic:
+        layout = "NHWC" if x.ndim == 4 else "auto"
+    resolved = detect_layout(x.shape, layout, name=name, where=where)
+    if resolved == "vector":
+        return x.reshape(x.shape[0], -1) if x.ndim == 2 else x.reshape(x.shape[0], 1)
+    if resolved == "NHW":
+        return x[:, None, :, :]
+    if resolved == "NHWC":
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    return np.ascontiguousarray(x)
+
+
+def detect_layout(shape: tuple, layout: str = "auto", *, name: str = "x", where: str | None = None) -> str:
+    """Resolve the layout of an array of ``shape``: 'vector', 'NHW', 'NHWC' or 'NCHW'.
+
+    1-D and 2-D arrays are vectors. auto: 3-D is NHW; 4-D is NCHW if shape[1] in (1, 3)
+    and shape[3] is not, NHWC if shape[3] in (1, 3) and shape[1] is not, otherwise
+    ambiguous (DataError asking for data.layout). An explicit layout must fit the rank.
+    """
+    if layout not in LAYOUTS:
+        raise DataError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}", where="data.layout")
+    ndim = len(shape)
+    if ndim == 0:
+        raise DataError(f"{name} is a scalar; expected (samples, ...)", where=where)
+    if ndim > 4:
+        raise DataError(f"{name} has {ndim} dimensions {tuple(shape)}; at most 4 are supported", where=where)
+    if ndim <= 2:
+        if layout != "auto":
+            raise DataError(
+                f"data.layout is {layout} but {name} has shape {tuple(shape)} (feature vectors); "
+                "use layout: auto", where=where,
+            )
+        return "vector"
+    if ndim == 3:
+        if layout not in ("auto", "NHW"):
+            raise DataError(
+                f"data.layout is {layout} but {name} has 3 dimensions {tuple(shape)}; "
+                "3-D image arrays are NHW", where=where,
+            )
+        return "NHW"
+    if layout == "NHW":
+        raise DataError(f"data.layout is NHW but {name} has 4 dimensions {tuple(shape)}", where=where)
+    if layout != "auto":
+        return layout
+    first, last = shape[1] in (1, 3), shape[3] in (1, 3)
+    if first and not last:
+        return "NCHW"
+    if last and not first:
+        return "NHWC"
+    raise DataError(
+        f"cannot tell whether {name} of shape {tuple(shape)} is NHWC or NCHW; "
+        "set data.layout to NHWC or NCHW", where=where,
+    )
+
+
+def _encode_targets(y, y_test, declared, mode: str, where: str):
+    """(y, y_test, class_names): int64 (N,) labels and names, or float64 (N, k) values."""
+    y = np.asarray(y)
+    y_test = None if y_test is None else np.asarray(y_test)
+    if mode not in ("auto", "class", "value"):
+        raise DataError(f"unknown labels mode {mode!r}; known: auto, class, value", where="data.labels")
+    parts = [y] if y_test is None else [y, y_test]
+    for part in parts:
+        if part.dtype.kind not in "biufUS":
+            raise DataError(f"targets must be numbers or strings; got dtype {part.dtype}", where=where)
+    if y_test is not None and y_test.shape[1:] != y.shape[1:]:
+        raise DataError(f"y_test has shape {y_test.shape[1:]} per sample but y has {y.shape[1:]}", where=where)
+    one_column = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
+    is_text = y.dtype.kind in "US"
+    if mode == "auto":
+        # Integer or string targets are classes; floats are values unless the file declares
+        # class_names and every float is a whole number.
+        classy = is_text or y.dtype.kind in "biu" or (declared is not None and _whole(parts))
+        mode = "class" if one_column and classy else "value"
+    if mode == "value":
+        if is_text:
+            raise DataError("value targets must be numeric; got strings (use labels: class)", where=where)
+        values = [p.astype(np.float64).reshape(p.shape[0], -1) for p in parts]
+        for p, label in zip(values, ("y", "y_test")):
+            if p.size and not np.isfinite(p).all():
+                raise DataError(f"{label} contains NaN or infinite values", where=where)
+        return values[0], (values[1] if y_test is not None else None), None
+
+    if not one_column:
+        raise DataError(
+            f"class labels need one target column; got shape {y.shape[1:]} per sample "
+            "(use labels: value for multi-output or multi-label targets)",
+            where=where,
+        )
+    parts = [p.reshape(p.shape[0]) for p in parts]
+    joined = np.concatenate(parts)
+    if declared is not None:
+        declared = [str(c) for c in np.asarray(declared).tolist()]
+    if is_text:
+        try:
+            labels, names = encode_labels(joined, declared)
+        except DataError as exc:
+            raise DataError(exc.message, where=where) from None
+    else:
+        if joined.dtype.kind == "f" and not _whole([joined]):
+            raise DataError("class labels must be whole numbers; got fractional values (use labels: value)", where=where)
+        ints = joined.astype(np.int64)
+        if ints.size and ints.min() >= 0:
+            # Integer labels keep their meaning: label i is class i, even if absent from a split.
+            n_classes = int(ints.max()) + 1
+            if declared is not None:
+                if n_classes > len(declared):
+                    raise DataError(
+                        f"label {n_classes - 1} is outside the {len(declared)} declared classes "
+                        f"(class_names)", where=where,
+                    )
+                names = declared
+            else:
+                names = [str(i) for i in range(n_classes)]
+            labels = ints
+        else:
+            if declared is not None:
+                raise DataError("negative labels cannot index the declared class_names", where=where)
+            labels, names = encode_labels(ints)
+    labels = labels.astype(np.int64)
+    n_train = parts[0].shape[0]
+    return labels[:n_train], (labels[n_train:] if y_test is not None else None), names
+
+
+def _whole(parts) -> bool:
+    return all(p.size == 0 or (np.isfinite(p).all() and (p == np.round(p)).all()) for p in parts)
+
+
+def _count(fraction: float, n: int) -> int:
+    """round(fraction * n) rows, as an int."""
+    if not 0 <= float(fraction) < 1:
+        raise DataError(f"split fractions must be in [0, 1); got {fraction}")
+    return int(round(float(fraction) * n))

@@ -1,0 +1,348 @@
+"""Readers for data files: .npz, .csv and MNIST's IDX format (raw or gzipped).
+
+Every error is a DataError whose ``where`` names the file (and, for CSV, the row: the
+1-based line number in the file, header = row 1, as a spreadsheet numbers it).
+"""
+
+import csv
+import gzip
+import pathlib
+import re
+import struct
+import zipfile
+import zlib
+
+import numpy as np
+
+from dlcli.errors import DataError
+
+NPZ_KEYS = ("x", "y", "x_test", "y_test", "class_names")
+
+# IDX type byte -> big-endian dtype (http://yann.lecun.com/exdb/mnist/).
+IDX_DTYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def read_npz(path, required=("x", "y")) -> dict[str, np.ndarray]:
+    """Read an .npz archive of plain arrays.
+
+    Returns a dict with the ``required`` arrays, ``x`` (N, ...) and ``y`` (N, ...) by
+    default, and, when present, ``x``, ``y``, ``x_test``,
+    ``y_test`` and ``class_names`` (C,) str; other keys are ignored. Object (pickled) arrays
+    are refused, never unpickled. Numeric features must be finite.
+    """
+    path = pathlib.Path(path)
+    _check_file(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"not a readable .npz archive ({exc})", where=str(path)) from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError("expected an .npz archive of named arrays, found a single .npy array", where=str(path))
+    out: dict[str, np.ndarray] = {}
+    with archive:
+        missing = [k for k in required if k not in archive.files]
+        if missing:
+            raise DataError(
+                f"missing array(s) {', '.join(missing)}; the archive holds "
+                f"{', '.join(archive.files) or 'no arrays'} (needs {' and '.join(required)}; "
+                "optional x_test, y_test, class_names)",
+                where=str(path),
+            )
+        for key in NPZ_KEYS:
+            if key not in archive.files:
+                continue
+            try:
+                out[key] = archive[key]
+            except ValueError as exc:
+                # allow_pickle=False refuses object arrays: report, never unpickle.
+                raise DataError(
+                    f"array {key!r} holds Python objects (a pickled object array), "
+                    f"which dlcli refuses to load; save plain numeric or string arrays ({exc})",
+                    where=str(path),
+                ) from None
+            except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise DataError(f"array {key!r} is damaged ({exc})", where=str(path)) from None
+    if ("x_test" in out) != ("y_test" in out):
+        raise DataError("x_test and y_test must be given together", where=str(path))
+    for xk, yk in (("x", "y"), ("x_test", "y_test")):
+        if xk not in out:
+            continue
+        x, y = out[xk], out.get(yk, out[xk])
+        if x.ndim == 0 or y.ndim == 0:
+            raise DataError(f"{xk} and {yk} need a sample axis; got shapes {x.shape} and {y.shape}", where=str(path))
+        if x.shape[0] != y.shape[0]:
+            raise DataError(
+                f"{xk} has {x.shape[0]} samples but {yk} has {y.shape[0]}", where=str(path)
+            )
+        if x.dtype.kind not in "biuf":
+            raise DataError(f"{xk} must be numeric; got dtype {x.dtype}", where=str(path))
+        check_finite(x, path, name=xk)
+        if y.dtype.kind == "f":
+            check_finite(y, path, name=yk)
+    if "class_names" in out:
+        names = out["class_names"]
+        if names.ndim != 1 or names.dtype.kind not in "US":
+            raise DataError(
+                f"class_names must be a 1-D array of strings; got dtype {names.dtype} shape {names.shape}",
+                where=str(path),
+            )
+    return out
+
+
+def read_csv(path, target=None, *, features=None):
+    """Read a CSV file with a header row.
+
+    ``target``: a column name, a list of names, or None (the last column). ``features``:
+    the feature columns to keep, in order (default: every non-target column).
+    Returns ``(x, y, feature_names)``: x float64 (N, F); y (N,) for one target or (N, k)
+    for a list — int64 if every value is an integer, float64 if every value is a number,
+    else str; feature_names list[str]. With ``target=[]`` y is None.
+    """
+    path = pathlib.Path(path)
+    _check_file(path)
+    where = str(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = None
+            for header in reader:
+                if any(cell.strip() for cell in header):
+                    break
+            else:
+                header = None
+            if header is None:
+                raise DataError("the file is empty (expected a header row and data rows)", where=where)
+            header = [h.strip() for h in header]
+            header_line = reader.line_num
+            rows, lines = [], []
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue  # blank lines
+                if len(row) != len(header):
+                    raise DataError(
+                        f"has {len(row)} fields but the header has {len(header)}",
+                        where=f"{where}: row {reader.line_num}",
+                    )
+                rows.append(row)
+                lines.append(reader.line_num)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where=where) from None
+    except csv.Error as exc:
+        raise DataError(f"malformed CSV ({exc})", where=where) from None
+    except OSError as exc:
+        raise DataError(f"cannot read the file ({exc.strerror or exc})", where=where) from None
+
+    if "" in header:
+        raise DataError(f"header column {header.index('') + 1} has no name", where=f"{where}: row {header_line}")
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise DataError(f"duplicate column name(s) {', '.join(dupes)}", where=f"{where}: row {header_line}")
+    if not rows:
+        raise DataError("the file has a header but no data rows", where=where)
+
+    single = isinstance(target, str) or target is None
+    targets = [header[-1]] if target is None else [target] if single else list(target)
+    absent = [t for t in targets if t not in header]
+    if absent:
+        raise DataError(
+            f"target column(s) {', '.join(map(repr, absent))} not found; available columns: "
+            f"{', '.join(header)}",
+            where=where,
+        )
+    if features is None:
+        feature_names = [h for h in header if h not in targets]
+    else:
+        feature_names = list(features)
+        absent = [c for c in feature_names if c not in header]
+        if absent:
+            raise DataError(
+                f"feature column(s) {', '.join(map(repr, absent))} not found; available columns: "
+                f"{', '.join(header)}",
+                where=where,
+            )
+    if not feature_names:
+        raise DataError("no feature columns besides the target", where=where)
+
+    cells = np.array(rows, dtype=str)
+    x = _parse_features(cells, [header.index(c) for c in feature_names], feature_names, lines, where)
+    check_finite(x, path, lines=lines)
+    if not targets:
+        return x, None, feature_names
+    y = _parse_targets(cells[:, [header.index(t) for t in targets]], targets, lines, where)
+    return x, (y[:, 0] if single else y), feature_names
+
+
+def _parse_features(cells, columns, names, lines, where) -> np.ndarray:
+    """Float64 (N, F) features; the first non-numeric cell raises naming row, column and value."""
+    sub = np.char.strip(cells[:, columns])
+    try:
+        return sub.astype(np.float64)
+    except ValueError:
+        pass
+    for i, row in enumerate(sub.tolist()):  # slow path only to locate the bad cell
+        for j, value in enumerate(row):
+            try:
+                float(value)
+            except ValueError:
+                what = "is empty" if value == "" else f"has a non-numeric value {value!r}"
+                raise DataError(
+                    f"feature column {names[j]!r} {what}", where=f"{where}: row {lines[i]}"
+                ) from None
+    raise AssertionError("unreachable: astype failed but every cell parsed")
+
+
+def _parse_targets(cells, names, lines, where) -> np.ndarray:
+    """Target cells as int64 if all integers, float64 if all numbers, else str."""
+    cells = np.char.strip(cells)
+    empty = cells == ""
+    if empty.any():
+        i, j = np.argwhere(empty)[0]
+        raise DataError(f"target column {names[j]!r} is empty", where=f"{where}: row {lines[i]}")
+    if all(re.fullmatch(r"[+-]?\d+", v) for v in cells.ravel().tolist()):
+        return cells.astype(np.int64)
+    try:
+        y = cells.astype(np.float64)
+    except ValueError:
+        return cells
+    bad = ~np.isfinite(y)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise DataError(
+            f"target column {names[j]!r} holds a non-finite value {str(cells[i, j])!r}",
+            where=f"{where}: row {lines[i]}",
+        )
+    return y
+
+
+def read_idx(path) -> np.ndarray:
+    """Read one array in MNIST's IDX format, gzipped or not (detected by magic bytes).
+
+    Layout: two zero bytes, a type byte (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
+    0x0D float32, 0x0E float64), the number of dimensions, one big-endian uint32 per
+    dimension, then the values in row-major order. Returns the array in native byte order.
+    """
+    path = pathlib.Path(path)
+    _check_file(path)
+    where = str(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == GZIP_MAGIC:
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"damaged or truncated gzip data ({exc})", where=where) from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
+        raise DataError(
+            "not an IDX file (expected magic bytes 00 00 <type> <ndim> with type one of "
+            "08 09 0B 0C 0D 0E)",
+            where=where,
+        )
+    dtype, ndim = IDX_DTYPES[raw[2]], raw[3]
+    header_size = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header_size:
+        raise DataError(f"truncated IDX header ({len(raw)} bytes for {ndim} dimensions)", where=where)
+    shape = struct.unpack(f">{ndim}I", raw[4:header_size])
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    got = len(raw) - header_size
+    if got != expected:
+        problem = "truncated" if got < expected else "has trailing bytes"
+        raise DataError(
+            f"{problem}: shape {tuple(shape)} needs {expected} data bytes, found {got}", where=where
+        )
+    array = np.frombuffer(raw, dtype=dtype, offset=header_size).reshape(shape)
+    return array.astype(dtype.newbyteorder("="))
+
+
+def is_idx_path(path) -> bool:
+    """True for names like train-images-idx3-ubyte, *.idx, *.idx3-ubyte.gz."""
+    name = pathlib.Path(path).name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return name.endswith(".idx") or name.endswith("-ubyte") or bool(re.search(r"idx\d", name))
+
+
+def read_array_file(path, target=None) -> dict:
+    """Read any supported data file into a dict of arrays, dispatching on the file name.
+
+    ``.npz`` -> read_npz's dict; ``.csv`` -> {x, y, feature_names} (``target`` as in
+    read_csv); IDX (``.idx``, ``*-ubyte``, optionally ``.gz``) -> {x} for one file, or
+    {x, y} plus {x_test, y_test} when the file is MNIST's ``*images*`` file and the matching
+    ``*labels*`` (and ``t10k-*``) files sit beside it.
+    """
+    path = pathlib.Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return read_npz(path)
+    if suffix == ".csv":
+        x, y, names = read_csv(path, target)
+        return {"x": x, "y": y, "feature_names": names}
+    if is_idx_path(path):
+        return read_idx_set(path)
+    raise DataError(
+        "unsupported file type; expected .npz, .csv or IDX (.idx, *-ubyte, optionally .gz)",
+        where=str(path),
+    )
+
+
+def read_idx_set(path) -> dict:
+    """An IDX images file with its labels (and test pair) when they sit beside it."""
+    path = pathlib.Path(path)
+    out = {"x": read_idx(path)}
+    labels = _sibling(path, "images", "labels")
+    if labels is None:
+        return out
+    out["y"] = _idx_labels(labels, out["x"], path)
+    if "train" in path.name:
+        test_images = _sibling(path, "train", "t10k")
+        test_labels = _sibling(labels, "train", "t10k")
+        if test_images is not None and test_labels is not None:
+            out["x_test"] = read_idx(test_images)
+            out["y_test"] = _idx_labels(test_labels, out["x_test"], test_images)
+    return out
+
+
+def _idx_labels(labels_path, images, images_path) -> np.ndarray:
+    y = read_idx(labels_path)
+    if y.shape[0] != images.shape[0]:
+        raise DataError(
+            f"holds {y.shape[0]} labels but {images_path.name} holds {images.shape[0]} images",
+            where=str(labels_path),
+        )
+    return y
+
+
+def _sibling(path: pathlib.Path, old: str, new: str) -> pathlib.Path | None:
+    """The file named like ``path`` with ``old`` replaced by ``new`` (idx3 -> idx1 for labels)."""
+    if old not in path.name:
+        return None
+    name = path.name.replace(old, new)
+    if new == "labels":
+        name = re.sub(r"idx\d", "idx1", name)
+    candidate = path.with_name(name)
+    return candidate if candidate.is_file() else None
+
+
+def check_finite(x: np.ndarray, path, *, name: str = "x", lines=None) -> None:
+    """Raise DataError naming the file and the first sample (or CSV row) with NaN or inf."""
+    if x.dtype.kind not in "fc" or x.size == 0:
+        return
+    bad = ~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        if lines is not None:
+            raise DataError("features contain NaN or infinite values", where=f"{path}: row {lines[i]}")
+        raise DataError(f"{name} contains NaN or infinite values (first at sample {i})", where=str(path))
+
+
+def _check_file(path: pathlib.Path) -> None:
+    if not path.exists():
+        raise DataError("no such file", where=str(path))
+    if not path.is_file():
+        raise DataError("not a file", where=str(path))

@@ -1,0 +1,66 @@
+"""Errors users see, and the exit codes they map to.
+
+Every user-facing error renders as one line: ``<where>: <what>``. ``where`` names the
+file and, for configs, the key path (``model.layers[2].units``).
+"""
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # a failure during training (divergence, disk full, ...)
+EXIT_USAGE = 2  # bad command line, config, data file or checkpoint
+
+
+class DlcliError(Exception):
+    """Base of all errors shown to users as one line."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, where: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.where = where
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class ConfigError(DlcliError):
+    """A config value is missing, of the wrong type, out of range or unknown.
+
+    ``errors`` holds every (path, message) pair found in one validation pass.
+    """
+
+    def __init__(self, errors, *, file: str | None = None):
+        if isinstance(errors, str):
+            errors = [("", errors)]
+        self.errors = list(errors)
+        self.file = file
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        parts = []
+        for path, msg in self.errors:
+            parts.append(f"{path}: {msg}" if path else msg)
+        first = parts[0]
+        more = f" (and {len(parts) - 1} more: {'; '.join(parts[1:])})" if len(parts) > 1 else ""
+        return first + more
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.message}" if self.file else self.message
+
+
+class DataError(DlcliError):
+    """A data file is missing, unreadable or malformed."""
+
+
+class CheckpointError(DlcliError):
+    """A checkpoint or run directory is missing, damaged or does not match the model."""
+
+
+class ShapeError(ConfigError):
+    """A layer cannot take the shape its predecessor produces."""
+
+
+class TrainingError(DlcliError):
+    """Training failed at run time (non-finite loss, disk full)."""
+
+    exit_code = EXIT_FAILURE

@@ -1,0 +1,121 @@
+"""Using a finished run: load it, score it (``dlcli eval``), apply it (``dlcli predict``)."""
+
+import json
+import pathlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from dlcli.config.resolve import Config, resolve
+from dlcli.errors import CheckpointError, DataError
+from dlcli.train import checkpoint as ckpt
+
+
+@dataclass
+class LoadedRun:
+    run_dir: pathlib.Path
+    checkpoint: pathlib.Path
+    config: Config
+    model: object
+    loss: object
+    task: str
+    normalizer: object
+    class_names: list | None
+
+
+def find_checkpoint(target, which: str = "best") -> tuple[pathlib.Path, pathlib.Path]:
+    """(run directory, checkpoint file) from a run directory or a checkpoint path."""
+    target = pathlib.Path(target)
+    if target.is_dir():
+        path = target / "checkpoints" / f"{which}.npz"
+        if not path.is_file():
+            if not (target / "config.yaml").is_file():
+                raise CheckpointError("not a dlcli run directory (no config.yaml)",
+                                      where=str(target))
+            raise CheckpointError(f"the run has no {which} checkpoint", where=str(path))
+        return target, path
+    if target.is_file():
+        run_dir = target.parent.parent if target.parent.name == "checkpoints" else target.parent
+        return run_dir, target
+    raise CheckpointError("no such run directory or checkpoint", where=str(target))
+
+
+def load_run(target, which: str = "best") -> LoadedRun:
+    import yaml
+
+    from dlcli.config import loader
+    from dlcli.data.prepare import Normalizer
+    from dlcli.train.session import prepare
+
+    run_dir, path = find_checkpoint(target, which)
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise CheckpointError("no config.yaml beside the checkpoint's run", where=str(run_dir))
+    raw = loader.load_file(config_path)
+    config = resolve(raw, path=config_path)
+    parts = ckpt.load(path)
+    if config["model"]["input_shape"] is None:
+        raise CheckpointError("the run's config.yaml has no model.input_shape", where=str(run_dir))
+    prep = prepare(config, data=False)
+    model = prep.model
+    model.build(np.random.default_rng(0))
+    ckpt.check_matches(parts["model"], model.expected_state(), str(path))
+    model.load_state_dict(parts["model"])
+    if not parts["normalizer"]:
+        raise CheckpointError("holds no normalizer state", where=str(path))
+    normalizer = Normalizer.from_state(parts["normalizer"])
+    classes = run_dir / "classes.json"
+    class_names = json.loads(classes.read_text()) if classes.is_file() else None
+    return LoadedRun(run_dir, path, config, model, prep.loss, raw.get("task", prep.task),
+                     normalizer, class_names)
+
+
+def evaluate_run(run: LoadedRun, split: str = "test", data_source: str | None = None) -> dict:
+    """Loss and task metrics of ``run`` on a split of its data (or of ``data_source``)."""
+    from dlcli.data.prepare import prepare as prepare_data
+    from dlcli.train.metrics import evaluate
+    from dlcli.train.session import targets
+
+    spec = dict(run.config["data"])
+    if data_source is not None:
+        spec["source"] = str(pathlib.Path(data_source).resolve())
+    # Raw inputs, then the normalizer stored with the run (fitted on its training split).
+    spec["normalize"] = "none"
+    splits = prepare_data(spec, run.config.base_dir, run.config["seed"])
+    ys = dict(zip(("train", "val", "test"), targets(splits, run.task, run.model.dtype)))
+    x = run.normalizer.apply(getattr(splits, f"x_{split}")).astype(run.model.dtype)
+    y = ys[split]
+    if run.task == "reconstruction":
+        y = x
+    if len(x) == 0:
+        raise DataError(f"the {split} split is empty", where=spec["source"])
+    n_classes = len(run.class_names) if run.class_names else None
+    result = evaluate(run.model, run.loss, x, y, run.task, n_classes=n_classes, full=True)
+    result.update({"split": split, "samples": int(len(x)), "task": run.task,
+                   "checkpoint": str(run.checkpoint)})
+    if run.class_names:
+        result["class_names"] = list(run.class_names)
+    return result
+
+
+def predict_file(run: LoadedRun, input_path, batch_size: int = 1024, layer: str | None = None):
+    """Outputs of ``run`` for the inputs in ``input_path``: (outputs, predicted names or None)."""
+    from dlcli.data.prepare import load_inputs
+    from dlcli.train.metrics import predict
+
+    spec = run.config["data"]
+    x = load_inputs(input_path, spec, pathlib.Path.cwd())
+    expected = tuple(run.model.input_shape)
+    if tuple(x.shape[1:]) != expected:
+        from dlcli.nn.layers.base import display_shape
+        raise DataError(f"inputs have shape {display_shape(tuple(x.shape[1:]))} per sample; "
+                        f"the model takes {display_shape(expected)}", where=str(input_path))
+    x = run.normalizer.apply(x).astype(run.model.dtype)
+    out = predict(run.model, run.loss, x, batch_size)
+    names = None
+    if run.task == "classification" and run.class_names:
+        names = [run.class_names[i] for i in np.argmax(out, axis=1)]
+    elif run.task == "binary":
+        names = [(run.class_names[int(v >= 0.5)] if run.class_names else str(int(v >= 0.5)))
+                 for v in out.reshape(len(out), -1)[:, 0]]
+    return out, names

@@ -1,0 +1,1 @@
+"""The NumPy engine: layers, activations, losses, initializers, optimizers, model."""

@@ -1,0 +1,1 @@
+"""Pure array maths shared by layers (im2col, convolution, pooling)."""

@@ -1,0 +1,1 @@
+"""Layer classes; importing this package registers every layer type."""

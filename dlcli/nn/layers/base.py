@@ -1,0 +1,103 @@
+"""The Layer interface every layer implements.
+
+Shapes exclude the batch axis. Internally a vector is ``(features,)`` and an image is
+``(channels, height, width)`` (the layout that makes im2col products contiguous); the
+user-facing layout of the notes, ``(height, width, channels)``, is produced by
+:func:`display_shape`.
+"""
+
+import numpy as np
+
+
+class IncompatibleShape(ValueError):
+    """A layer cannot take the input shape it is given; the model adds the layer's path."""
+
+
+class Layer:
+    """Base class: a named, registered transformation with optional parameters.
+
+    Subclasses set ``type_name`` (the registry name) and implement ``output_shape``,
+    ``forward`` and ``backward``; layers with parameters also implement
+    ``param_shapes`` and ``_init_params``.
+
+    Contract:
+      * ``output_shape(input_shape)`` is pure: no allocation, used by ``dlcli shapes``.
+      * ``build(input_shape, rng, dtype)`` allocates ``params`` and ``grads`` (same keys).
+      * ``forward(x, training)`` caches what ``backward`` needs.
+      * ``backward(dy)`` returns ``dx`` and ADDS into ``grads`` (a parameter reached twice
+        must accumulate). When ``need_input_grad`` is False it may return None.
+      * ``get_config()`` returns exactly the keys the registry rebuilds the layer from.
+    """
+
+    type_name = "layer"
+
+    def __init__(self, name: str | None = None):
+        self.name = name
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.input_shape: tuple | None = None
+        self.dtype = np.float32
+        self.need_input_grad = True
+        self.activation = None  # an Activation layer applied after this one, if any
+
+    # ---- shape inference (pure) -------------------------------------------------
+    def output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape)
+
+    def param_shapes(self, input_shape: tuple) -> dict[str, tuple]:
+        """Shapes of this layer's parameters for ``input_shape``, without allocating."""
+        return {}
+
+    def mult_adds(self, input_shape: tuple) -> int:
+        """Multiply-adds per sample of the forward pass."""
+        return 0
+
+    def link(self, layers_by_name: dict) -> None:
+        """Resolve references to other layers (e.g. an unpooling layer's pooling layer)."""
+
+    # ---- allocation ---------------------------------------------------------------
+    def build(self, input_shape: tuple, rng: np.random.Generator, dtype=np.float32) -> None:
+        self.input_shape = tuple(input_shape)
+        self.dtype = np.dtype(dtype).type
+        self.output_shape(self.input_shape)  # raise early on an impossible shape
+        self.params = {
+            key: np.ascontiguousarray(value, dtype=self.dtype)
+            for key, value in self._init_params(self.input_shape, rng).items()
+        }
+        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+
+    def _init_params(self, input_shape: tuple, rng: np.random.Generator) -> dict:
+        return {}
+
+    def zero_grad(self) -> None:
+        for g in self.grads.values():
+            g.fill(0)
+
+    # ---- computation -------------------------------------------------------------
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+    # ---- description -------------------------------------------------------------
+    def get_config(self) -> dict:
+        config = {"type": self.type_name}
+        if self.name is not None:
+            config["name"] = self.name
+        return config
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.get_config()})"
+
+
+def display_shape(shape: tuple) -> tuple:
+    """Internal (C, H, W) -> the notes' (H, W, C); vectors unchanged."""
+    if len(shape) == 3:
+        c, h, w = shape
+        return (h, w, c)
+    return tuple(shape)
+
+
+def size_of(shape: tuple) -> int:
+    return int(np.prod(shape, dtype=np.int64))

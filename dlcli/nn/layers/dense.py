@@ -1,0 +1,140 @@
+"""Dense (fully connected), flatten and dropout layers."""
+
+import numpy as np
+
+from dlcli.nn.layers.base import IncompatibleShape, Layer, size_of
+from dlcli.registry import INITIALIZERS, LAYERS
+
+
+@LAYERS.register("dense")
+class Dense(Layer):
+    """y = x Wᵀ + b (notes 1.2.2: x^(m) = W^(m) y^(m−1) + b^(m), batched along rows).
+
+    Shapes: x (N, in) -> y (N, units); weight (units, in) as PyTorch's Linear; bias (units,).
+    Backward: dW += dyᵀ x, db += Σ_n dy, dx = dy W.
+
+    ``update: unit_norm`` makes the weight gradient use x̃/‖x̃‖ in place of x̃, where
+    x̃ = [x, 1] includes the bias input: with SGD and batch size 1 this is the unit-norm
+    Widrow-Hoff rule W ← W + η(y − z)x̃/‖x̃‖ (notes 1.4.2).
+    Defaults: activation none, initializer he, use_bias true, update gradient.
+    """
+
+    type_name = "dense"
+
+    def __init__(self, units: int, activation=None, initializer: str = "he",
+                 use_bias: bool = True, update: str = "gradient", name=None):
+        super().__init__(name)
+        self.units = units
+        self.activation_spec = activation
+        self.initializer = initializer
+        self.use_bias = use_bias
+        if update not in ("gradient", "unit_norm"):
+            raise ValueError(f"update must be 'gradient' or 'unit_norm', got {update!r}")
+        self.update = update
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 1:
+            raise IncompatibleShape(
+                f"dense expects a vector input, got shape {tuple(input_shape)}; "
+                "add a flatten layer before it")
+        return (self.units,)
+
+    def param_shapes(self, input_shape):
+        shapes = {"weight": (self.units, input_shape[0])}
+        if self.use_bias:
+            shapes["bias"] = (self.units,)
+        return shapes
+
+    def mult_adds(self, input_shape):
+        return self.units * input_shape[0]
+
+    def _init_params(self, input_shape, rng):
+        fan_in = input_shape[0]
+        init = INITIALIZERS.get(self.initializer)
+        params = {"weight": init((self.units, fan_in), fan_in, self.units, rng)}
+        if self.use_bias:
+            params["bias"] = np.zeros(self.units)
+        return params
+
+    def forward(self, x, training=False):
+        self._x = x
+        y = x @ self.params["weight"].T
+        if self.use_bias:
+            y += self.params["bias"]
+        return y
+
+    def backward(self, dy):
+        x = self._x
+        if self.update == "unit_norm":
+            sq = np.sum(x * x, axis=1, keepdims=True)
+            if self.use_bias:
+                sq += 1
+            inv_norm = 1 / np.sqrt(np.maximum(sq, np.finfo(x.dtype).tiny))
+            self.grads["weight"] += (dy * inv_norm).T @ x
+            if self.use_bias:
+                self.grads["bias"] += np.sum(dy * inv_norm, axis=0)
+        else:
+            self.grads["weight"] += dy.T @ x
+            if self.use_bias:
+                self.grads["bias"] += np.sum(dy, axis=0)
+        if not self.need_input_grad:
+            return None
+        return dy @ self.params["weight"]
+
+    def get_config(self):
+        config = {**super().get_config(), "units": self.units, "activation": self.activation_spec,
+                  "initializer": self.initializer, "use_bias": self.use_bias,
+                  "update": self.update}
+        return config
+
+
+@LAYERS.register("flatten")
+class Flatten(Layer):
+    """(N, C, H, W) -> (N, C·H·W), in PyTorch's (channel, row, column) order."""
+
+    type_name = "flatten"
+
+    def output_shape(self, input_shape):
+        return (size_of(input_shape),)
+
+    def forward(self, x, training=False):
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        return dy.reshape(self._shape)
+
+
+@LAYERS.register("dropout")
+class Dropout(Layer):
+    """Inverted dropout: in training y = x · m / (1 − rate) with m ~ Bernoulli(1 − rate);
+    at evaluation y = x. Masks are drawn from the run's generator (``self.rng``), so a
+    resumed run draws the same masks. Default rate 0.5.
+    """
+
+    type_name = "dropout"
+
+    def __init__(self, rate: float = 0.5, name=None):
+        super().__init__(name)
+        if not 0 <= rate < 1:
+            raise ValueError(f"rate must be in [0, 1), got {rate}")
+        self.rate = rate
+        self.rng = None
+
+    def build(self, input_shape, rng, dtype=np.float32):
+        super().build(input_shape, rng, dtype)
+        self.rng = rng
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0:
+            self._mask = None
+            return x
+        keep = self.rng.random(x.shape, dtype=x.dtype) >= self.rate
+        self._mask = keep * x.dtype.type(1 / (1 - self.rate))
+        return x * self._mask
+
+    def backward(self, dy):
+        return dy if self._mask is None else dy * self._mask
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate}

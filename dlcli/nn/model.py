@@ -1,0 +1,181 @@
+"""A Sequential model of named layers, each optionally followed by its activation."""
+
+import numpy as np
+
+from dlcli.nn.activations import Activation, make_activation
+from dlcli.nn.layers.base import IncompatibleShape, Layer, display_shape, size_of
+from dlcli.registry import LAYERS
+
+
+def load_layer_modules() -> None:
+    """Import every module that registers layers (kept out of start-up until needed)."""
+    import dlcli.nn.activations  # noqa: F401
+    import dlcli.nn.layers.dense  # noqa: F401
+    import dlcli.nn.initializers  # noqa: F401
+    for module in ("conv", "pooling", "reshape"):
+        try:
+            __import__(f"dlcli.nn.layers.{module}")
+        except ModuleNotFoundError as exc:  # pragma: no cover - only while a module is absent
+            if exc.name != f"dlcli.nn.layers.{module}":
+                raise
+
+
+def build_layer(config: dict) -> Layer:
+    """Rebuild one layer from its ``get_config()``; a ``activation`` key becomes ``layer.activation``."""
+    load_layer_modules()
+    config = dict(config)
+    kind = config.pop("type")
+    layer = LAYERS.get(kind)(**config)
+    if kind != "activation":
+        spec = config.get("activation")
+        if spec is not None and spec != "identity":
+            layer.activation = make_activation(spec)
+    return layer
+
+
+def default_names(configs: list[dict]) -> list[str]:
+    """``<type><k>`` per type, counted from 1 (dense1, dense2, conv2d1), for unnamed layers."""
+    counts: dict[str, int] = {}
+    names = []
+    taken = {c["name"] for c in configs if c.get("name")}
+    for c in configs:
+        counts[c["type"]] = counts.get(c["type"], 0) + 1
+        name = c.get("name")
+        if not name:
+            k = counts[c["type"]]
+            name = f"{c['type']}{k}"
+            while name in taken:
+                k += 1
+                name = f"{c['type']}{k}"
+            taken.add(name)
+        names.append(name)
+    return names
+
+
+class Model:
+    """Sequential network. ``input_shape`` excludes the batch axis (internal layout).
+
+    ``forward(x, training, logits=True)`` stops before the output activation when the loss
+    fuses it (see ``dlcli.nn.losses``).
+    """
+
+    def __init__(self, layers: list[Layer], input_shape: tuple, dtype=np.float32):
+        self.layers = layers
+        self.input_shape = tuple(input_shape)
+        self.dtype = np.dtype(dtype).type
+        self.fused_output = False
+        by_name = {layer.name: layer for layer in layers}
+        for layer in layers:
+            layer.link(by_name)
+
+    @classmethod
+    def from_config(cls, layer_configs: list[dict], input_shape, dtype=np.float32) -> "Model":
+        names = default_names(layer_configs)
+        layers = []
+        for name, config in zip(names, layer_configs):
+            layers.append(build_layer({**config, "name": name}))
+        return cls(layers, input_shape, dtype)
+
+    # ---- shapes ------------------------------------------------------------------
+    def shapes(self) -> list[tuple[Layer, tuple, tuple]]:
+        """(layer, input shape, output shape) per layer; raises IncompatibleShape with the
+        layer's index and name prefixed to the message."""
+        rows, shape = [], self.input_shape
+        for i, layer in enumerate(self.layers):
+            try:
+                out = tuple(int(d) for d in layer.output_shape(shape))
+            except IncompatibleShape as exc:
+                raise IncompatibleShape(
+                    f"model.layers[{i}] ({layer.name}, {layer.type_name}): {exc} "
+                    f"[input shape {display_shape(shape)}]") from None
+            if any(d <= 0 for d in out):
+                raise IncompatibleShape(
+                    f"model.layers[{i}] ({layer.name}, {layer.type_name}): output shape "
+                    f"{display_shape(out)} from input {display_shape(shape)} is empty")
+            rows.append((layer, shape, out))
+            shape = out
+        return rows
+
+    @property
+    def output_shape(self) -> tuple:
+        return self.shapes()[-1][2] if self.layers else self.input_shape
+
+    def param_count(self) -> int:
+        return sum(size_of(s) for layer, shape, _ in self.shapes()
+                   for s in layer.param_shapes(shape).values())
+
+    # ---- allocation --------------------------------------------------------------
+    def build(self, rng: np.random.Generator) -> "Model":
+        for layer, shape, _ in self.shapes():
+            layer.build(shape, rng, self.dtype)
+            if layer.activation is not None:
+                layer.activation.build(layer.output_shape(shape), rng, self.dtype)
+        if self.layers:
+            # Nobody needs the gradient of the data: skip the first layer's dx product.
+            self.layers[0].need_input_grad = False
+        return self
+
+    def set_rng(self, rng: np.random.Generator) -> None:
+        """Give stochastic layers (dropout) the run's training generator."""
+        for layer in self.layers:
+            if hasattr(layer, "rng"):
+                layer.rng = rng
+
+    def output_activation(self) -> Activation | None:
+        if not self.layers:
+            return None
+        last = self.layers[-1]
+        if isinstance(last, Activation):
+            return last
+        return last.activation
+
+    # ---- computation -------------------------------------------------------------
+    def _ops(self):
+        for layer in self.layers:
+            yield layer
+            if layer.activation is not None:
+                yield layer.activation
+
+    def forward(self, x: np.ndarray, training: bool = False, logits: bool = False) -> np.ndarray:
+        ops = list(self._ops())
+        if logits and self.fused_output:
+            ops = ops[:-1]
+        for op in ops:
+            x = op.forward(x, training)
+        return x
+
+    def backward(self, dy: np.ndarray) -> None:
+        ops = list(self._ops())
+        if self.fused_output:
+            ops = ops[:-1]
+        for op in reversed(ops):
+            dy = op.backward(dy)
+            if dy is None:
+                break
+
+    def zero_grad(self) -> None:
+        for layer in self.layers:
+            layer.zero_grad()
+
+    def parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """(``<layer>.<param>``, param, grad) for every parameter, in layer order."""
+        return [(f"{layer.name}.{key}", layer.params[key], layer.grads[key])
+                for layer in self.layers for key in layer.params]
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {key: param for key, param, _ in self.parameters()}
+
+    def expected_state(self) -> dict[str, tuple]:
+        """Parameter names and shapes from the config alone (for checkpoint checks)."""
+        return {f"{layer.name}.{key}": tuple(s) for layer, shape, _ in self.shapes()
+                for key, s in layer.param_shapes(shape).items()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        for key, param, _ in self.parameters():
+            param[...] = state[key]
+
+    def get_layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)

@@ -1,0 +1,148 @@
+"""Rendering results for people (rich tables) and files (predictions)."""
+
+import csv
+import math
+
+import numpy as np
+
+from dlcli.summary import human_bytes
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def print_warnings(console, warnings) -> None:
+    for text in warnings:
+        console.print(f"warning: {text}", markup=False)
+
+
+def print_train_summary(console, summary: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{summary['name']}: {summary['status']} after "
+                        f"{summary['epochs_done']} epochs ({summary['wall_time_s']:.1f}s)")
+    table.add_column("metric")
+    table.add_column("final", justify="right")
+    for key, value in summary["final"].items():
+        if key in ("epoch", "time", "nonfinite"):
+            continue
+        table.add_row(key, _fmt(value))
+    console.print(table)
+    if summary.get("best_epoch"):
+        console.print(f"best {summary['monitor']} {_fmt(summary['best'])} at epoch "
+                      f"{summary['best_epoch']} (checkpoints/best.npz)", markup=False)
+    console.print(f"run written to {summary['run_dir']}", markup=False)
+    console.print(f"evaluate it with: dlcli eval {summary['run_dir']}", markup=False)
+
+
+def print_eval(console, result: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result['split']} split: {result['samples']} samples "
+                        f"({result['task']})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        if isinstance(value, (int, float)) and key != "samples":
+            table.add_row(key, _fmt(value))
+    console.print(table)
+    if "confusion_matrix" in result:
+        names = result.get("class_names") or [str(i) for i in range(len(result["precision"]))]
+        per_class = Table(title="per class")
+        per_class.add_column("class")
+        per_class.add_column("precision", justify="right")
+        per_class.add_column("recall", justify="right")
+        for name, p, r in zip(names, result["precision"], result["recall"]):
+            per_class.add_row(name, f"{p:.3f}", f"{r:.3f}")
+        console.print(per_class)
+        cm = Table(title="confusion matrix (rows: true class, columns: predicted)")
+        cm.add_column("")
+        for name in names:
+            cm.add_column(name, justify="right")
+        for name, row in zip(names, result["confusion_matrix"]):
+            cm.add_row(name, *[str(v) for v in row])
+        console.print(cm)
+
+
+def print_shapes(console, report: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{report['task']} model, loss {report['loss']}")
+    for col, justify in (("#", "right"), ("layer", "left"), ("type", "left"),
+                         ("output shape (h, w, c)", "left"), ("size", "right"),
+                         ("params", "right"), ("mult-adds", "right")):
+        table.add_column(col, justify=justify)
+    for i, row in enumerate(report["layers"], 1):
+        kind = row["type"] + (f" ({row['activation']})" if row["activation"]
+                              and row["type"] != "activation" else "")
+        if row["type"] == "activation":
+            kind = f"activation ({row['activation']})"
+        table.add_row(str(i), row["name"], kind, str(tuple(row["output_shape"])),
+                      f"{row['size']:,}", f"{row['params']:,}", f"{row['mult_adds']:,}")
+    table.add_section()
+    table.add_row("", "total", "", "", "", f"{report['total_params']:,}",
+                  f"{report['total_mult_adds']:,}")
+    console.print(table)
+    mem = report["memory_bytes"]
+    console.print(
+        f"memory for one training step at batch size {report['batch_size']} "
+        f"({report['dtype']}): parameters {human_bytes(mem['parameters'])}, gradients "
+        f"{human_bytes(mem['gradients'])}, optimizer state {human_bytes(mem['optimizer_state'])}, "
+        f"activations {human_bytes(mem['activations'])}; total {human_bytes(mem['total'])}",
+        markup=False)
+    print_warnings(console, report.get("warnings", []))
+
+
+def print_gradcheck(console, result: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"gradient check: {result['samples']} samples, loss {result['loss']}, "
+                        f"tolerance {result['tolerance']:g}")
+    for col in ("parameter", "shape", "checked", "max abs error", "relative error", "ok"):
+        table.add_column(col)
+    for row in result["params"]:
+        table.add_row(row["param"], str(tuple(row["shape"])), str(row["checked"]),
+                      f"{row['max_abs_error']:.2e}", f"{row['relative_error']:.2e}",
+                      "yes" if row["passed"] else "NO")
+    console.print(table)
+    console.print("passed" if result["passed"] else "FAILED: backpropagation disagrees with "
+                  "finite differences", markup=False)
+
+
+def write_predictions(path, outputs: np.ndarray, names, run) -> None:
+    """Write outputs (and predicted class names) to .csv or .npz; never overwrites."""
+    import pathlib
+
+    from dlcli.errors import DataError
+    from dlcli.train.io import atomic_writer
+
+    path = pathlib.Path(path)
+    if path.exists():
+        raise DataError("already exists; dlcli does not overwrite files (choose -o)",
+                        where=str(path))
+    if path.suffix not in (".csv", ".npz"):
+        raise DataError("expected an output path ending in .csv or .npz", where=str(path))
+    flat = outputs.reshape(len(outputs), -1)
+    if run.task == "classification" and run.class_names:
+        columns = [f"p_{c}" for c in run.class_names]
+    else:
+        columns = [f"output_{i}" for i in range(flat.shape[1])]
+    try:
+        if path.suffix == ".npz":
+            arrays = {"outputs": outputs}
+            if names is not None:
+                arrays["predicted"] = np.array(names, dtype=str)
+            with atomic_writer(path) as handle:
+                np.savez(handle, **arrays)
+            return
+        with atomic_writer(path, "w") as handle:
+            writer = csv.writer(handle)
+            writer.writerow((["predicted"] if names is not None else []) + columns)
+            for i, row in enumerate(flat):
+                writer.writerow(([names[i]] if names is not None else [])
+                                + [f"{v:.6g}" for v in row])
+    except OSError as exc:
+        raise DataError(f"cannot write predictions: {exc.strerror}", where=str(path)) from None

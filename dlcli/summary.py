@@ -1,0 +1,79 @@
+"""``dlcli shapes``: per-layer shapes, sizes, parameters and multiply-adds, without compute."""
+
+import numpy as np
+
+from dlcli.nn.layers.base import display_shape, size_of
+
+
+def optimizer_slots(opt: dict) -> int:
+    """Arrays of optimizer state kept per parameter array."""
+    kind = opt.get("type")
+    if kind in ("adam", "adamw"):
+        return 3 if opt.get("amsgrad") else 2
+    if kind == "rmsprop":
+        return 1 + (opt.get("momentum", 0) > 0) + bool(opt.get("centered"))
+    if kind in ("sgd", "momentum"):
+        return 1 if opt.get("momentum", 0) > 0 else 0
+    return 0
+
+
+def layer_table(model, batch_size: int, optimizer: dict) -> dict:
+    """The rows of ``dlcli shapes`` (the first row is the input) and the memory estimate.
+
+    Memory for one training step, in bytes of the compute dtype: parameters, gradients,
+    optimizer state (Adam: two moments, AMSGrad: plus the maximum), and the activations
+    kept for backpropagation (the input and every layer's and activation's output, times the
+    batch size).
+    """
+    itemsize = np.dtype(model.dtype).itemsize
+    rows = [{"name": "input", "type": "input", "output_shape": list(display_shape(model.input_shape)),
+             "size": size_of(model.input_shape), "params": 0, "mult_adds": 0, "activation": None}]
+    kept = size_of(model.input_shape)
+    for layer, in_shape, out_shape in model.shapes():
+        params = sum(size_of(s) for s in layer.param_shapes(in_shape).values())
+        act = layer.activation.activation_name if layer.activation is not None else None
+        if layer.type_name == "activation":
+            act = layer.activation_name
+        rows.append({"name": layer.name, "type": layer.type_name,
+                     "output_shape": list(display_shape(out_shape)), "size": size_of(out_shape),
+                     "params": params, "mult_adds": int(layer.mult_adds(in_shape)),
+                     "activation": act})
+        kept += size_of(out_shape) * (2 if layer.activation is not None else 1)
+    total = sum(r["params"] for r in rows)
+    slots = optimizer_slots(optimizer)
+    memory = {
+        "parameters": total * itemsize,
+        "gradients": total * itemsize,
+        "optimizer_state": slots * total * itemsize,
+        "activations": kept * batch_size * itemsize,
+    }
+    memory["total"] = sum(memory.values())
+    return {"layers": rows, "total_params": total,
+            "total_mult_adds": sum(r["mult_adds"] for r in rows),
+            "batch_size": batch_size, "dtype": np.dtype(model.dtype).name,
+            "memory_bytes": memory}
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def shapes_report(config) -> dict:
+    """The ``dlcli shapes`` report of a config. Uses ``model.input_shape`` when given,
+    otherwise reads the data once to learn the input shape (no forward pass)."""
+    from dlcli.train.session import prepare
+
+    prep = prepare(config, data=config["model"]["input_shape"] is None)
+    training = config["training"]
+    batch = training["batch_size"]
+    if batch == "full":
+        batch = len(prep.splits.x_train) if prep.splits is not None else 1
+    report = layer_table(prep.model, batch, training["optimizer"])
+    report["task"] = prep.task
+    report["loss"] = prep.loss.name
+    report["warnings"] = prep.warnings
+    return report

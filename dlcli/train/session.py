@@ -1,0 +1,258 @@
+"""One training run from a validated config: data, model, run directory, loop, summary."""
+
+import datetime
+import json
+import os
+import pathlib
+import platform
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import yaml
+
+from dlcli.config.resolve import Config, build_model, infer_task, pairing_warnings, \
+    to_internal_shape
+from dlcli.errors import CheckpointError, ConfigError, DataError, TrainingError
+from dlcli.registry import LOSSES, OPTIMIZERS
+from dlcli.train import checkpoint as ckpt
+from dlcli.train.io import write_json, write_text
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs, built from a config (shared by train, eval, gradcheck, time)."""
+
+    config: Config
+    splits: object
+    model: object
+    loss: object
+    task: str
+    warnings: list
+
+
+def _dtype(config):
+    return np.float64 if config["dtype"] == "float64" else np.float32
+
+
+def make_loss(config: Config, model):
+    """The config's loss, fused with the model's output activation when the pair allows."""
+    loss = LOSSES.get(config["model"]["loss"])()
+    act = model.output_activation()
+    if loss.fuses is not None and act is not None and act.activation_name == loss.fuses:
+        model.fused_output = True
+        loss.from_logits = True
+    return loss
+
+
+def output_activation_name(model) -> str:
+    act = model.output_activation()
+    return act.activation_name if act is not None else "identity"
+
+
+def prepare(config: Config, seed: int | None = None, *, data=True) -> Prepared:
+    """Load data, build (but do not initialize) the model, pick the loss and the task."""
+    from dlcli.data.prepare import prepare as prepare_data
+
+    seed = config["seed"] if seed is None else seed
+    splits = prepare_data(config["data"], config.base_dir, seed) if data else None
+    declared = config["model"]["input_shape"]
+    input_shape = tuple(splits.input_shape) if splits is not None else to_internal_shape(declared)
+    if declared is not None and splits is not None and to_internal_shape(declared) != input_shape:
+        from dlcli.nn.layers.base import display_shape
+        raise ConfigError(
+            f"model.input_shape: the config says {tuple(declared)} but the data's samples "
+            f"have shape {display_shape(input_shape)}", file=config.source)
+    model = build_model(config, input_shape)
+    out_shape = model.output_shape
+    task = infer_task(config, out_shape[0] if len(out_shape) == 1 else None)
+    warnings = list(config.warnings)
+    if splits is not None:
+        _check_targets(config, splits, task, out_shape)
+    loss = make_loss(config, model)
+    warnings += pairing_warnings(task, output_activation_name(model), loss.name)
+    return Prepared(config, splits, model, loss, task, warnings)
+
+
+def _check_targets(config, splits, task, out_shape):
+    src = config["data"]["source"]
+    last = f"model.layers[{len(config['model']['layers']) - 1}]"
+    if task == "classification":
+        if splits.class_names is None:
+            raise DataError(f"task classification needs class labels, but the targets are "
+                            f"values; set data.labels: class or use another loss", where=src)
+        k = len(splits.class_names)
+        if tuple(out_shape) != (k,):
+            raise ConfigError(f"{last}: the output has shape {tuple(out_shape)} but the data "
+                              f"has {k} classes; set units: {k}", file=config.source)
+    elif task == "reconstruction":
+        if tuple(out_shape) != tuple(splits.input_shape):
+            raise ConfigError(f"{last}: a reconstruction model must output the input's shape "
+                              f"{tuple(splits.input_shape)}, got {tuple(out_shape)}",
+                              file=config.source)
+    else:
+        y = splits.y_train
+        k = 1 if y.ndim == 1 else int(np.prod(y.shape[1:]))
+        if tuple(out_shape) != (k,):
+            raise ConfigError(f"{last}: the output has shape {tuple(out_shape)} but each "
+                              f"target has {k} value(s)", file=config.source)
+
+
+def targets(splits, task, dtype):
+    from dlcli.train.metrics import prepare_targets
+    pick = (lambda x, y: x) if task == "reconstruction" else (lambda x, y: y)
+    return [prepare_targets(pick(x, y), task, dtype) for x, y in
+            ((splits.x_train, splits.y_train), (splits.x_val, splits.y_val),
+             (splits.x_test, splits.y_test))]
+
+
+def new_run_dir(root: pathlib.Path, name: str) -> pathlib.Path:
+    """``<root>/<name>-<YYYYmmdd-HHMMSS>``, with ``-2``, ``-3``... so nothing is overwritten."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the output directory: {exc.strerror}", where=str(root))
+    for k in range(1, 1000):
+        path = root / (f"{name}-{stamp}" if k == 1 else f"{name}-{stamp}-{k}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise DataError(f"cannot create the run directory: {exc.strerror}", where=str(path))
+    raise DataError("too many runs with the same name and time", where=str(root))
+
+
+def stored_config(config: Config) -> dict:
+    """The resolved config with file paths made absolute so the run can be used anywhere."""
+    data = json.loads(json.dumps(config.data))
+    source = data["data"]["source"]
+    if not source.startswith("synthetic:"):
+        data["data"]["source"] = str((config.base_dir / source).resolve())
+    if data["model"]["init_from"]:
+        data["model"]["init_from"] = str((config.base_dir / data["model"]["init_from"]).resolve())
+    return data
+
+
+def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=False,
+          quiet=False) -> dict:
+    """Train ``config``; returns the summary written to ``summary.json``."""
+    from dlcli.train.callbacks import Checkpointer, EarlyStopping, MetricsLogger, Monitor
+    from dlcli.train.progress import Progress
+    from dlcli.train.trainer import Trainer
+
+    if seed is not None:
+        config.data["seed"] = seed
+    seed = config["seed"]
+    prep = prepare(config, seed)
+    model, loss, task, splits = prep.model, prep.loss, prep.task, prep.splits
+    dtype = model.dtype
+    model.build(np.random.default_rng([seed, 0]))
+    train_rng = np.random.default_rng([seed, 1])
+    model.set_rng(train_rng)
+    init_from = config["model"]["init_from"]
+    if init_from:
+        path = config.base_dir / init_from
+        parts = ckpt.load(path)
+        ckpt.check_matches(parts["model"], model.expected_state(), str(path))
+        model.load_state_dict(parts["model"])
+
+    opt_cfg = dict(config["training"]["optimizer"])
+    optimizer = OPTIMIZERS.get(opt_cfg.pop("type"))(**opt_cfg)
+
+    x_train = splits.x_train.astype(dtype, copy=False)
+    x_val = splits.x_val.astype(dtype, copy=False)
+    y_train, y_val, _ = targets(splits, task, dtype)
+    training = config["training"]
+    monitor_name = training["monitor"]
+    if monitor_name == "auto":
+        monitor_name = "val_loss" if len(x_val) else "loss"
+    if monitor_name.startswith("val_") and not len(x_val):
+        raise ConfigError(f"training.monitor: {monitor_name!r} needs a validation split; set "
+                          "data.validation_split above 0 or monitor 'loss'", file=config.source)
+
+    if run_dir is None:
+        root = pathlib.Path(training["output_dir"])
+        run_dir = new_run_dir(root, config["name"])
+    else:
+        run_dir = pathlib.Path(run_dir)
+        if run_dir.exists():
+            raise DataError("already exists; dlcli never writes into an existing run "
+                            "directory (choose another --run-dir)", where=str(run_dir))
+        try:
+            run_dir.mkdir(parents=True)
+        except OSError as exc:
+            raise DataError(f"cannot create the run directory: {exc.strerror}",
+                            where=str(run_dir)) from None
+    (run_dir / "checkpoints").mkdir()
+    resolved = stored_config(config)
+    resolved["task"] = task
+    from dlcli.nn.layers.base import display_shape
+    resolved["model"]["input_shape"] = list(display_shape(model.input_shape))
+    write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    if splits.class_names is not None:
+        write_json(run_dir / "classes.json", list(splits.class_names))
+
+    monitor = Monitor(monitor_name, training["monitor_mode"],
+                      (training["early_stopping"] or {}).get("min_delta", 0.0))
+    normalizer_state = splits.normalizer.state()
+    callbacks = [MetricsLogger(run_dir)]
+    if console is not None:
+        callbacks.append(Progress(console, interactive, quiet))
+    callbacks.append(Checkpointer(run_dir, monitor, normalizer_state))
+    stopper = None
+    if training["early_stopping"]:
+        stopper = EarlyStopping(monitor, training["early_stopping"]["patience"])
+        callbacks.append(stopper)
+    trainer = Trainer(model, loss, optimizer, task=task, batch_size=training["batch_size"],
+                      epochs=training["epochs"], rng=train_rng, shuffle=training["shuffle"],
+                      callbacks=callbacks,
+                      n_classes=len(splits.class_names) if splits.class_names else None)
+    started = time.perf_counter()
+    status = "finished"
+    try:
+        history = trainer.fit(x_train, y_train, x_val, y_val)
+    except TrainingError as exc:
+        status = "diverged"
+        exc.message += f"; run directory {run_dir}"
+        _write_summary(run_dir, config, model, task, trainer, monitor, started, status, stopper)
+        raise
+    except KeyboardInterrupt:
+        status = "interrupted"
+        _write_summary(run_dir, config, model, task, trainer, monitor, started, status, stopper)
+        raise
+    summary = _write_summary(run_dir, config, model, task, trainer, monitor, started, status,
+                             stopper)
+    summary["warnings"] = prep.warnings
+    summary["history"] = history
+    return summary
+
+
+def _write_summary(run_dir, config, model, task, trainer, monitor, started, status, stopper):
+    from dlcli import __version__
+    from dlcli.train.callbacks import json_safe
+
+    final = {k: v for k, v in (trainer.history[-1] if trainer.history else {}).items()
+             if k not in ("best",)}
+    summary = {
+        "run_dir": str(run_dir),
+        "name": config["name"],
+        "task": task,
+        "status": status,
+        "epochs_done": trainer.epoch,
+        "steps": trainer.step,
+        "stopped_early": bool(stopper and stopper.stopped_epoch),
+        "monitor": monitor.name,
+        "best": monitor.best if monitor.best_epoch else None,
+        "best_epoch": monitor.best_epoch or None,
+        "final": json_safe(final),
+        "params": model.param_count(),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "versions": {"dlcli": __version__, "python": platform.python_version(),
+                     "numpy": np.__version__},
+        "pid": os.getpid(),
+    }
+    write_json(run_dir / "summary.json", json_safe(summary))
+    return summary
