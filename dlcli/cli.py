@@ -73,23 +73,43 @@ def cli():
 
 
 @cli.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("config", type=click.Path(dir_okay=False), required=False)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Write the run here "
               "(must not exist) instead of runs/<name>-<time>/.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
+              help="Continue the run in this directory from its last checkpoint.")
+@click.option("--allow-config-change", is_flag=True,
+              help="With --resume: continue even if CONFIG/--set differ from the run's config.")
 @click.option("--seed", type=int, help="Override the config's seed.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
-def train(config, overrides, run_dir, seed, quiet):
-    """Train the model described by CONFIG and write a run directory."""
+def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, quiet):
+    """Train the model described by CONFIG and write a run directory.
+
+    With --resume RUN_DIR (CONFIG optional), continue an interrupted run exactly where its
+    last checkpoint left it.
+    """
     from dlcli.config import load_config
     from dlcli.report import print_train_summary, print_warnings
-    from dlcli.train.session import train as run_training
+    from dlcli.train.session import open_resume, train as run_training
 
-    cfg = load_config(config, overrides)
-    console = _console()
     err = _console(stderr=True)
+    if resume_dir is not None:
+        if run_dir is not None:
+            raise click.UsageError("--run-dir and --resume cannot be used together")
+        cfg = load_config(config, overrides) if config else None
+        cfg, differences = open_resume(resume_dir, cfg, overrides if not config else (),
+                                       allow_config_change)
+        print_warnings(err, [f"resuming with a changed config: {d}" for d in differences])
+        run_dir = resume_dir
+    elif config is None:
+        raise click.UsageError("missing argument CONFIG (or --resume RUN_DIR)")
+    else:
+        cfg = load_config(config, overrides)
+    console = _console()
     summary = run_training(cfg, run_dir=run_dir, seed=seed, console=console,
-                           interactive=console.is_terminal, quiet=quiet)
+                           interactive=console.is_terminal, quiet=quiet,
+                           resume=resume_dir is not None)
     print_warnings(err, summary.get("warnings", []))
     print_train_summary(console, summary)
 

@@ -64,3 +64,11 @@ class TrainingError(DlcliError):
     """Training failed at run time (non-finite loss, disk full)."""
 
     exit_code = EXIT_FAILURE
+
+
+class RunInterrupted(DlcliError):
+    """Training stopped on SIGINT/SIGTERM after checkpointing; exit 128 + signal number."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum

@@ -49,6 +49,9 @@ TRAINING = {
     "monitor_mode": (r.choice("auto", "min", "max"), "auto"),
     "early_stopping": ("early_stopping", None),
     "output_dir": (r.string, "runs"),
+    "clip_norm": (r.optional(r.number(0.0, min_open=True)), None),
+    "clip_value": (r.optional(r.number(0.0, min_open=True)), None),
+    "schedule": (r.optional(r.mapping), None),
 }
 
 EARLY_STOPPING = {

@@ -8,6 +8,7 @@ import pathlib
 
 import numpy as np
 
+from dlcli.errors import TrainingError
 from dlcli.train import checkpoint as ckpt
 from dlcli.train.io import write_text
 from dlcli.train.metrics import HIGHER_IS_BETTER
@@ -18,9 +19,11 @@ def json_safe(logs: dict) -> dict:
     """Strict JSON: a non-finite number becomes null and is listed under ``nonfinite``."""
     out, bad = {}, []
     for key, value in logs.items():
-        if isinstance(value, float) and not math.isfinite(value):
+        if isinstance(value, (float, np.floating)) and not math.isfinite(value):
             out[key] = None
             bad.append(key)
+        elif isinstance(value, np.generic):
+            out[key] = value.item()
         else:
             out[key] = value
     if bad:
@@ -28,29 +31,57 @@ def json_safe(logs: dict) -> dict:
     return out
 
 
-class MetricsLogger(Callback):
-    """Appends one JSON object per epoch to ``metrics.jsonl`` (flushed and fsynced per line)
-    and rewrites ``metrics.csv`` from it."""
+def read_metrics(path) -> tuple[list[dict], list[str]]:
+    """Rows of a ``metrics.jsonl`` and warnings; a torn (partial) last line from a crash is
+    skipped with a warning, as is any other line that is not a JSON object."""
+    path = pathlib.Path(path)
+    rows, warnings = [], []
+    if not path.is_file():
+        return rows, warnings
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError
+        except ValueError:
+            torn = number == len(lines) and not line.endswith("}")
+            warnings.append(f"{path}: line {number} is {'a torn last line' if torn else 'not a JSON object'}; ignored")
+            continue
+        rows.append(row)
+    return rows, warnings
 
-    def __init__(self, run_dir: pathlib.Path):
+
+class MetricsLogger(Callback):
+    """Appends one JSON object per epoch to ``metrics.jsonl`` (a complete line per record)
+    and rewrites ``metrics.csv`` from it. ``rows`` are the records of earlier epochs of the
+    same run (on resume)."""
+
+    def __init__(self, run_dir: pathlib.Path, rows: list[dict] | None = None):
         self.jsonl = run_dir / "metrics.jsonl"
         self.csv = run_dir / "metrics.csv"
-        self.rows: list[dict] = []
+        self.rows: list[dict] = list(rows or [])
 
     def on_epoch_end(self, trainer, epoch, logs):
         row = json_safe(logs)
         self.rows.append(row)
-        with open(self.jsonl, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(row, allow_nan=False) + "\n")
-            handle.flush()
-        columns = []
-        for r in self.rows:
-            columns += [k for k in r if k not in columns and k != "nonfinite"]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(self.rows)
-        write_text(self.csv, buffer.getvalue())
+        try:
+            with open(self.jsonl, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(row, allow_nan=False) + "\n")
+                handle.flush()
+            columns = []
+            for r in self.rows:
+                columns += [k for k in r if k not in columns and k != "nonfinite"]
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(self.rows)
+            write_text(self.csv, buffer.getvalue())
+        except OSError as exc:
+            raise TrainingError(f"cannot write {self.jsonl.parent}: {exc.strerror}; the last "
+                                "good checkpoint is checkpoints/last.npz") from None
 
 
 class Monitor:
@@ -80,32 +111,52 @@ class Monitor:
             self.wait += 1
         return better
 
-    def state(self) -> dict:
+    def state_dict(self) -> dict:
         return {"best": np.float64(self.best), "best_epoch": np.int64(self.best_epoch),
                 "wait": np.int64(self.wait)}
 
+    def load_state_dict(self, state: dict) -> None:
+        self.best = float(state["best"])
+        self.best_epoch = int(state["best_epoch"])
+        self.wait = int(state["wait"])
+
 
 class Checkpointer(Callback):
-    """Writes ``checkpoints/last.npz`` every epoch and ``checkpoints/best.npz`` when the
-    monitored metric improves (Keras' ModelCheckpoint with save_best_only)."""
+    """Writes ``checkpoints/last.npz`` every epoch (and when interrupted mid-epoch) and
+    ``checkpoints/best.npz`` when the monitored metric improves (Keras' ModelCheckpoint with
+    save_best_only). Each is committed by its manifest; the previous ``last`` is kept as
+    ``previous`` until the new one is committed."""
 
     def __init__(self, run_dir: pathlib.Path, monitor: Monitor, normalizer_state: dict):
         self.dir = run_dir / "checkpoints"
         self.monitor = monitor
         self.normalizer_state = normalizer_state
+        self.last_good = None
 
-    def _save(self, trainer, name):
-        state = {"epoch": np.int64(trainer.epoch), "step": np.int64(trainer.step),
-                 "rng": ckpt.rng_to_array(trainer.rng), **self.monitor.state()}
-        ckpt.save(self.dir / name, trainer.model.state_dict(), trainer.optimizer.state_dict(),
-                  self.normalizer_state, state)
+    def save(self, trainer, name):
+        state = {**trainer.state_dict(), **self.monitor.state_dict()}
+        path = self.dir / f"{name}.npz"
+        try:
+            if name == "last":
+                ckpt.rotate(self.dir, "last", "previous")
+            ckpt.save(path, trainer.model.state_dict(), trainer.optimizer.state_dict(),
+                      self.normalizer_state, state)
+        except OSError as exc:
+            good = self.last_good or "none yet"
+            raise TrainingError(f"cannot write {path}: {exc.strerror or exc}; the last good "
+                                f"checkpoint is {good}") from None
+        if name == "last":
+            self.last_good = f"{path} (epoch {trainer.epoch}, step {trainer.step})"
 
     def on_epoch_end(self, trainer, epoch, logs):
         improved = self.monitor.update(logs, epoch)
         logs["best"] = improved
-        self._save(trainer, "last.npz")
+        self.save(trainer, "last")
         if improved or not (self.dir / "best.npz").exists():
-            self._save(trainer, "best.npz")
+            self.save(trainer, "best")
+
+    def on_interrupt(self, trainer, signum):
+        self.save(trainer, "last")
 
 
 class EarlyStopping(Callback):
@@ -117,6 +168,6 @@ class EarlyStopping(Callback):
         self.stopped_epoch = None
 
     def on_epoch_end(self, trainer, epoch, logs):
-        if self.monitor.wait > self.patience:
+        if self.monitor.wait >= self.patience:
             trainer.stop_training = True
             self.stopped_epoch = epoch

@@ -1,57 +1,169 @@
-"""Checkpoint files: an ``.npz`` readable with ``numpy.load(path, allow_pickle=False)``.
+"""Checkpoints: an ``.npz`` of arrays plus a JSON manifest that commits it.
 
-Keys (a public contract, documented in the README):
-  ``<layer>.<param>``          model parameters, e.g. ``dense1.weight`` (out, in)
-  ``optimizer/<key>``          optimizer state, e.g. ``optimizer/dense1.weight.exp_avg``
-  ``normalizer/<key>``         the input normalization fitted on the training split
-  ``trainer/<key>``            counters: ``epoch``, ``step``, ``best``, ``best_epoch``,
-                               ``wait``, and ``rng`` (the training generator's state as
-                               UTF-8 JSON bytes)
+Array file (a public contract, documented in the README), readable with
+``numpy.load(path, allow_pickle=False)``:
+  ``<layer>.<param>``     model parameters, e.g. ``dense1.weight`` (out, in)
+  ``optimizer/<key>``     optimizer state, e.g. ``optimizer/dense1.weight.exp_avg``
+  ``normalizer/<key>``    the input normalization fitted on the training split
+  ``trainer/<key>``       loop state: ``epoch``, ``step``, ``batch``, ``order``, partial
+                          epoch sums, the monitor's ``best``/``best_epoch``/``wait`` and
+                          ``rng`` (the training generator's state as UTF-8 JSON bytes)
+
+Manifest ``<name>.json``, written after the array file and so the commit point: the
+SHA-256 of the array file and the name, shape and dtype of every array in it. Loading
+verifies both, so a flipped bit or a missing array is refused (a zip's CRCs alone let a
+damaged member silently disappear). Writing ``last`` first links the current verified pair to
+``previous.npz``/``previous.json``; a crash at any moment leaves at least one verified
+checkpoint, and resume falls back to ``previous`` when ``last`` fails to verify.
 """
 
+import hashlib
 import json
+import os
 import pathlib
 import zipfile
 
 import numpy as np
 
 from dlcli.errors import CheckpointError
-from dlcli.train.io import atomic_writer
+from dlcli.train.io import TMP_PREFIX, atomic_writer, write_json
+
+MANIFEST_FORMAT = "dlcli-checkpoint-1"
 
 
-def save(path, model_state: dict, optimizer_state: dict | None = None,
-         normalizer_state: dict | None = None, trainer_state: dict | None = None) -> None:
-    arrays = dict(model_state)
+def _sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _flatten(model_state, optimizer_state, normalizer_state, trainer_state) -> dict:
+    arrays = {key: np.asarray(value) for key, value in model_state.items()}
     for prefix, part in (("optimizer", optimizer_state), ("normalizer", normalizer_state),
                          ("trainer", trainer_state)):
         for key, value in (part or {}).items():
             arrays[f"{prefix}/{key}"] = np.asarray(value)
+    return arrays
+
+
+def save(path, model_state: dict, optimizer_state: dict | None = None,
+         normalizer_state: dict | None = None, trainer_state: dict | None = None) -> None:
+    """Write ``path`` (.npz) and then its manifest ``path.with_suffix('.json')``."""
+    path = pathlib.Path(path)
+    arrays = _flatten(model_state, optimizer_state, normalizer_state, trainer_state)
+    for key, value in arrays.items():
+        if value.dtype == object:
+            raise TypeError(f"checkpoint array {key} has dtype object")
     with atomic_writer(path) as handle:
         np.savez(handle, **arrays)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "file": path.name,
+        "sha256": _sha256(path),
+        "arrays": {key: {"shape": list(value.shape), "dtype": value.dtype.str}
+                   for key, value in arrays.items()},
+    }
+    write_json(path.with_suffix(".json"), manifest)
 
 
-def load(path) -> dict[str, dict]:
-    """Return {"model": ..., "optimizer": ..., "normalizer": ..., "trainer": ...}."""
+def rotate(directory: pathlib.Path, name: str = "last", keep: str = "previous") -> None:
+    """Make the current ``name`` pair also ``keep`` (hard links: no copy, no rewrite)."""
+    src, src_json = directory / f"{name}.npz", directory / f"{name}.json"
+    if not (src.is_file() and src_json.is_file()):
+        return
+    for source, target in ((src, directory / f"{keep}.npz"), (src_json, directory / f"{keep}.json")):
+        tmp = directory / f"{TMP_PREFIX}{target.name}.{os.getpid()}"
+        try:
+            os.link(source, tmp)
+        except OSError:  # filesystems without hard links: copy
+            tmp.write_bytes(source.read_bytes())
+        os.replace(tmp, target)
+
+
+def verify(path) -> dict:
+    """Check ``path`` against its manifest; return the manifest or raise CheckpointError."""
     path = pathlib.Path(path)
+    manifest_path = path.with_suffix(".json")
+    if not path.is_file():
+        raise CheckpointError("checkpoint not found", where=str(path))
+    if not manifest_path.is_file():
+        raise CheckpointError(f"has no manifest {manifest_path.name}: it was never committed "
+                              "(the writer stopped before finishing it)", where=str(path))
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        expected_sha = manifest["sha256"]
+        expected_arrays = manifest["arrays"]
+    except (ValueError, KeyError, TypeError, OSError):
+        raise CheckpointError("its manifest is unreadable", where=str(manifest_path)) from None
+    if _sha256(path) != expected_sha:
+        raise CheckpointError("SHA-256 differs from its manifest: the file is damaged",
+                              where=str(path))
+    return manifest
+
+
+def load(path, *, verified: bool | None = True) -> dict[str, dict]:
+    """Return {"model", "optimizer", "normalizer", "trainer"} dicts of arrays.
+
+    ``verified=True``: a manifest must exist and match. ``None``: verify when a manifest
+    exists (a weights file exported by another tool has none). Arrays are always read with
+    ``allow_pickle=False``.
+    """
+    path = pathlib.Path(path)
+    if verified is None:
+        verified = path.with_suffix(".json").is_file()
+    manifest = verify(path) if verified else None
     if not path.is_file():
         raise CheckpointError("checkpoint not found", where=str(path))
     parts = {"model": {}, "optimizer": {}, "normalizer": {}, "trainer": {}}
     try:
         with np.load(path, allow_pickle=False) as data:
-            for key in data.files:
+            files = list(data.files)
+            if manifest is not None:
+                missing = sorted(set(manifest["arrays"]) - set(files))
+                extra = sorted(set(files) - set(manifest["arrays"]))
+                if missing or extra:
+                    raise CheckpointError(f"arrays differ from its manifest (missing "
+                                          f"{missing[:3]}, unexpected {extra[:3]})", where=str(path))
+            for key in files:
+                value = data[key]
+                if manifest is not None:
+                    meta = manifest["arrays"][key]
+                    if list(value.shape) != meta["shape"] or value.dtype.str != meta["dtype"]:
+                        raise CheckpointError(
+                            f"array {key} is {value.dtype.str}{list(value.shape)}, its manifest "
+                            f"says {meta['dtype']}{meta['shape']}", where=str(path))
                 prefix, _, rest = key.partition("/")
                 if rest and prefix in parts:
-                    parts[prefix][rest] = data[key]
+                    parts[prefix][rest] = value
                 else:
-                    parts["model"][key] = data[key]
+                    parts["model"][key] = value
+    except CheckpointError:
+        raise
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise CheckpointError("holds a pickled object array; refused (dlcli never "
                                   "unpickles: a pickle can run code)", where=str(path)) from None
         raise CheckpointError(f"not a readable checkpoint: {exc}", where=str(path)) from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
         raise CheckpointError(f"not a readable checkpoint: {exc}", where=str(path)) from None
     return parts
+
+
+def load_latest(directory) -> tuple[pathlib.Path, dict, list[str]]:
+    """The newest verified of ``last`` and ``previous``: (path, parts, warnings)."""
+    directory = pathlib.Path(directory)
+    warnings = []
+    for name in ("last", "previous"):
+        path = directory / f"{name}.npz"
+        try:
+            return path, load(path), warnings
+        except CheckpointError as exc:
+            if path.exists() or name == "last":
+                warnings.append(f"{exc}; falling back")
+    raise CheckpointError("no verified checkpoint to resume from ("
+                          + "; ".join(warnings) + ")", where=str(directory))
 
 
 def check_matches(model_state: dict, expected: dict[str, tuple], where: str) -> None:
@@ -73,11 +185,10 @@ def check_matches(model_state: dict, expected: dict[str, tuple], where: str) -> 
 
 
 def rng_to_array(rng: np.random.Generator) -> np.ndarray:
-    return np.frombuffer(json.dumps(rng.bit_generator.state).encode(), dtype=np.uint8)
+    return np.frombuffer(json.dumps(rng.bit_generator.state).encode(), dtype=np.uint8).copy()
 
 
-def rng_from_array(array: np.ndarray) -> np.random.Generator:
+def restore_rng(rng: np.random.Generator, array: np.ndarray) -> None:
+    """Set ``rng``'s state in place (layers holding the same generator follow)."""
     state = json.loads(bytes(np.asarray(array, dtype=np.uint8)).decode())
-    bit_generator = getattr(np.random, state["bit_generator"])()
-    bit_generator.state = state
-    return np.random.Generator(bit_generator)
+    rng.bit_generator.state = state

@@ -19,7 +19,7 @@ def prepare_targets(y: np.ndarray, task: str, dtype) -> np.ndarray:
     if task == "classification":
         return y.astype(np.int64, copy=False)
     y = y.astype(dtype, copy=False)
-    return y.reshape(len(y), -1) if task != "reconstruction" else y
+    return y.reshape(len(y), int(np.prod(y.shape[1:]))) if task != "reconstruction" else y
 
 
 def batch_metrics(task: str, output: np.ndarray, target: np.ndarray) -> dict[str, float]:

@@ -1,10 +1,12 @@
 """One training run from a validated config: data, model, run directory, loop, summary."""
 
+import contextlib
 import datetime
 import json
 import os
 import pathlib
 import platform
+import signal
 import time
 from dataclasses import dataclass
 
@@ -13,7 +15,7 @@ import yaml
 
 from dlcli.config.resolve import Config, build_model, infer_task, pairing_warnings, \
     to_internal_shape
-from dlcli.errors import CheckpointError, ConfigError, DataError, TrainingError
+from dlcli.errors import ConfigError, DataError, RunInterrupted, TrainingError
 from dlcli.registry import LOSSES, OPTIMIZERS
 from dlcli.train import checkpoint as ckpt
 from dlcli.train.io import write_json, write_text
@@ -136,26 +138,155 @@ def stored_config(config: Config) -> dict:
     return data
 
 
+def flatten_keys(data, prefix="") -> dict:
+    """{"training.optimizer.lr": 0.01, "model.layers[0].units": 64, ...}."""
+    out = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            out.update(flatten_keys(value, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(data, list) and data and all(isinstance(v, (dict, list)) for v in data):
+        for i, value in enumerate(data):
+            out.update(flatten_keys(value, f"{prefix}[{i}]"))
+    else:
+        out[prefix] = data
+    return out
+
+
+# Keys a run fills in itself: not a difference between a config and the run made from it.
+RUN_FILLED = ("task", "model.input_shape")
+
+
+def config_differences(run_config: dict, new_config: dict) -> list[str]:
+    a, b = flatten_keys(run_config), flatten_keys(new_config)
+    keys = sorted(set(a) | set(b), key=lambda k: (k.split(".")[0], k))
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys
+            if k not in RUN_FILLED and a.get(k) != b.get(k)]
+
+
+class RunLock:
+    """``<run>/lock`` holding the writer's pid; a stale lock of a dead process is taken over."""
+
+    def __init__(self, run_dir: pathlib.Path):
+        self.path = run_dir / "lock"
+        self.taken_over = None
+
+    def __enter__(self):
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                pid = _read_pid(self.path)
+                if pid is not None and pid != os.getpid() and _alive(pid):
+                    raise DataError(f"is being written by another dlcli process (pid {pid}); "
+                                    "wait for it or stop it first", where=str(self.path.parent))
+                self.taken_over = pid
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
+                continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(f"{os.getpid()}\n")
+            return self
+        raise DataError("cannot take the run's lock file", where=str(self.path))
+
+    def __exit__(self, *exc):
+        with contextlib.suppress(OSError):
+            if _read_pid(self.path) == os.getpid():
+                self.path.unlink()
+
+
+def _read_pid(path) -> int | None:
+    try:
+        return int(pathlib.Path(path).read_text().strip() or "x")
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def interrupt_handlers(trainer):
+    """SIGINT/SIGTERM ask the trainer to stop after the current step (a second SIGINT stops
+    at once). SIGXFSZ is ignored so that a file-size limit surfaces as an OSError."""
+    def request(signum, frame):
+        if trainer.interrupt_signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        trainer.interrupt_signal = signum
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[signum] = signal.signal(signum, request)
+        except ValueError:  # not the main thread
+            pass
+    if hasattr(signal, "SIGXFSZ"):
+        with contextlib.suppress(ValueError):
+            previous[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def open_resume(run_dir, config: Config | None, overrides, allow_change: bool):
+    """The config to continue ``run_dir`` with; refuses a changed config unless allowed."""
+    from dlcli.config import loader
+    from dlcli.config.resolve import apply_overrides, resolve
+
+    run_dir = pathlib.Path(run_dir)
+    stored_path = run_dir / "config.yaml"
+    if not stored_path.is_file():
+        raise DataError("is not a dlcli run directory (no config.yaml)", where=str(run_dir))
+    stored_raw = loader.load_file(stored_path)
+    if config is None:
+        raw = apply_overrides(stored_raw, list(overrides)) if overrides else stored_raw
+        new = resolve(raw, path=stored_path)
+    else:
+        new = config
+    differences = config_differences(stored_raw, stored_config(new))
+    if differences and not allow_change:
+        raise ConfigError(f"differs from the run's config.yaml in {len(differences)} key(s): "
+                          + "; ".join(differences[:5])
+                          + (" ..." if len(differences) > 5 else "")
+                          + "; pass --allow-config-change to resume with it anyway",
+                          file=new.source)
+    return new, differences
+
+
 def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=False,
-          quiet=False) -> dict:
-    """Train ``config``; returns the summary written to ``summary.json``."""
-    from dlcli.train.callbacks import Checkpointer, EarlyStopping, MetricsLogger, Monitor
+          quiet=False, resume: bool = False) -> dict:
+    """Train ``config`` into a new run directory, or continue ``run_dir`` when ``resume``.
+
+    Returns the summary also written to ``summary.json``.
+    """
+    from dlcli.train.callbacks import (Checkpointer, EarlyStopping, MetricsLogger, Monitor,
+                                       read_metrics)
+    from dlcli.train.io import remove_stale_temporaries
     from dlcli.train.progress import Progress
-    from dlcli.train.trainer import Trainer
+    from dlcli.train.trainer import Interrupted, Trainer
 
     if seed is not None:
         config.data["seed"] = seed
     seed = config["seed"]
     prep = prepare(config, seed)
     model, loss, task, splits = prep.model, prep.loss, prep.task, prep.splits
+    warnings = list(prep.warnings)
     dtype = model.dtype
     model.build(np.random.default_rng([seed, 0]))
     train_rng = np.random.default_rng([seed, 1])
     model.set_rng(train_rng)
     init_from = config["model"]["init_from"]
-    if init_from:
+    if init_from and not resume:
         path = config.base_dir / init_from
-        parts = ckpt.load(path)
+        parts = ckpt.load(path, verified=None)
         ckpt.check_matches(parts["model"], model.expected_state(), str(path))
         model.load_state_dict(parts["model"])
 
@@ -172,60 +303,104 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
     if monitor_name.startswith("val_") and not len(x_val):
         raise ConfigError(f"training.monitor: {monitor_name!r} needs a validation split; set "
                           "data.validation_split above 0 or monitor 'loss'", file=config.source)
+    monitor = Monitor(monitor_name, training["monitor_mode"],
+                      (training["early_stopping"] or {}).get("min_delta", 0.0))
 
-    if run_dir is None:
-        root = pathlib.Path(training["output_dir"])
-        run_dir = new_run_dir(root, config["name"])
+    if resume:
+        run_dir = pathlib.Path(run_dir)
+    elif run_dir is None:
+        run_dir = new_run_dir(pathlib.Path(training["output_dir"]), config["name"])
     else:
         run_dir = pathlib.Path(run_dir)
         if run_dir.exists():
             raise DataError("already exists; dlcli never writes into an existing run "
-                            "directory (choose another --run-dir)", where=str(run_dir))
+                            "directory (choose another --run-dir, or --resume it)",
+                            where=str(run_dir))
         try:
             run_dir.mkdir(parents=True)
         except OSError as exc:
             raise DataError(f"cannot create the run directory: {exc.strerror}",
                             where=str(run_dir)) from None
-    (run_dir / "checkpoints").mkdir()
-    resolved = stored_config(config)
-    resolved["task"] = task
-    from dlcli.nn.layers.base import display_shape
-    resolved["model"]["input_shape"] = list(display_shape(model.input_shape))
-    write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
-    if splits.class_names is not None:
-        write_json(run_dir / "classes.json", list(splits.class_names))
 
-    monitor = Monitor(monitor_name, training["monitor_mode"],
-                      (training["early_stopping"] or {}).get("min_delta", 0.0))
-    normalizer_state = splits.normalizer.state()
-    callbacks = [MetricsLogger(run_dir)]
-    if console is not None:
-        callbacks.append(Progress(console, interactive, quiet))
-    callbacks.append(Checkpointer(run_dir, monitor, normalizer_state))
-    stopper = None
-    if training["early_stopping"]:
-        stopper = EarlyStopping(monitor, training["early_stopping"]["patience"])
-        callbacks.append(stopper)
+    schedule = None
+    if training.get("schedule"):
+        from dlcli.schedules import make_schedule
+        schedule = make_schedule(training["schedule"], optimizer.lr)
     trainer = Trainer(model, loss, optimizer, task=task, batch_size=training["batch_size"],
                       epochs=training["epochs"], rng=train_rng, shuffle=training["shuffle"],
-                      callbacks=callbacks,
-                      n_classes=len(splits.class_names) if splits.class_names else None)
-    started = time.perf_counter()
-    status = "finished"
-    try:
-        history = trainer.fit(x_train, y_train, x_val, y_val)
-    except TrainingError as exc:
-        status = "diverged"
-        exc.message += f"; run directory {run_dir}"
-        _write_summary(run_dir, config, model, task, trainer, monitor, started, status, stopper)
-        raise
-    except KeyboardInterrupt:
-        status = "interrupted"
-        _write_summary(run_dir, config, model, task, trainer, monitor, started, status, stopper)
-        raise
-    summary = _write_summary(run_dir, config, model, task, trainer, monitor, started, status,
-                             stopper)
-    summary["warnings"] = prep.warnings
+                      n_classes=len(splits.class_names) if splits.class_names else None,
+                      clip_norm=training["clip_norm"], clip_value=training["clip_value"],
+                      schedule=schedule)
+    with RunLock(run_dir) as lock:
+        if lock.taken_over is not None:
+            warnings.append(f"took over the stale lock of process {lock.taken_over}")
+        for tmp in remove_stale_temporaries(run_dir) + remove_stale_temporaries(
+                run_dir / "checkpoints"):
+            warnings.append(f"removed the leftover temporary file {tmp}")
+        rows = []
+        if resume:
+            path, parts, fallbacks = ckpt.load_latest(run_dir / "checkpoints")
+            warnings += fallbacks
+            ckpt.check_matches(parts["model"], model.expected_state(), str(path))
+            model.load_state_dict(parts["model"])
+            try:
+                optimizer.load_state_dict(parts["optimizer"])
+            except ValueError as exc:
+                raise DataError(f"optimizer state does not fit: {exc}", where=str(path)) from None
+            trainer.load_state_dict(parts["trainer"])
+            monitor.load_state_dict(parts["trainer"])
+            rows, torn = read_metrics(run_dir / "metrics.jsonl")
+            warnings += torn
+            # Rows after the checkpoint are replayed by the resumed run: keep one copy.
+            rows = [r for r in rows if isinstance(r.get("epoch"), int) and r["epoch"] <= trainer.epoch]
+            write_text(run_dir / "metrics.jsonl",
+                       "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
+            trainer.history = [dict(r) for r in rows]
+        else:
+            (run_dir / "checkpoints").mkdir()
+            if splits.class_names is not None:
+                write_json(run_dir / "classes.json", list(splits.class_names))
+        # The config the run continues with (on resume, possibly changed by the user).
+        from dlcli.nn.layers.base import display_shape
+        resolved = stored_config(config)
+        resolved["task"] = task
+        resolved["model"]["input_shape"] = list(display_shape(model.input_shape))
+        write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+
+        checkpointer = Checkpointer(run_dir, monitor, splits.normalizer.state())
+        callbacks = [MetricsLogger(run_dir, rows)]
+        if console is not None:
+            callbacks.append(Progress(console, interactive, quiet))
+        callbacks.append(checkpointer)
+        stopper = None
+        if training["early_stopping"]:
+            stopper = EarlyStopping(monitor, training["early_stopping"]["patience"])
+            callbacks.append(stopper)
+        trainer.callbacks = callbacks
+
+        started = time.perf_counter()
+        finish = lambda status: _write_summary(  # noqa: E731
+            run_dir, config, model, task, trainer, monitor, started, status, stopper)
+        try:
+            with interrupt_handlers(trainer):
+                history = trainer.fit(x_train, y_train, x_val, y_val)
+        except TrainingError as exc:
+            finish("diverged" if "non-finite" in exc.message or "became" in exc.message
+                   else "failed")
+            exc.message += f"; run directory {run_dir}"
+            raise
+        except Interrupted as exc:
+            finish("interrupted")
+            name = signal.Signals(exc.signum).name
+            raise RunInterrupted(
+                f"{name} received: stopped after epoch {exc.epoch} step {exc.batch}, "
+                f"checkpoint written to {run_dir / 'checkpoints' / 'last.npz'}; resume with: "
+                f"dlcli train --resume {run_dir}", exc.signum) from None
+        except KeyboardInterrupt:
+            finish("interrupted")
+            raise
+        summary = finish("finished")
+    summary["warnings"] = warnings
     summary["history"] = history
     return summary
 
@@ -254,5 +429,8 @@ def _write_summary(run_dir, config, model, task, trainer, monitor, started, stat
                      "numpy": np.__version__},
         "pid": os.getpid(),
     }
-    write_json(run_dir / "summary.json", json_safe(summary))
+    try:
+        write_json(run_dir / "summary.json", json_safe(summary))
+    except OSError:
+        pass  # the failure being reported matters more than the summary
     return summary

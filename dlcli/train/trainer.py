@@ -16,8 +16,34 @@ class Callback:
     def on_epoch_begin(self, trainer, epoch): ...
     def on_batch_end(self, trainer, batch, logs): ...
     def on_epoch_end(self, trainer, epoch, logs): ...
+    def on_interrupt(self, trainer, signum): ...
     def on_train_end(self, trainer, logs): ...
     def on_exception(self, trainer, exc): ...
+
+
+class Interrupted(Exception):
+    """Training stopped on a signal after finishing a step (and checkpointing it)."""
+
+    def __init__(self, signum: int, epoch: int, batch: int):
+        super().__init__(f"signal {signum}")
+        self.signum, self.epoch, self.batch = signum, epoch, batch
+
+
+def clip_gradients(grads: list[np.ndarray], norm: float | None, value: float | None) -> float:
+    """Clip in place: each entry to [−value, value], then all together to a global L2 norm
+    of at most ``norm`` (torch's clip_grad_value_ and clip_grad_norm_). Returns the norm
+    before norm clipping (0 when not computed)."""
+    if value is not None:
+        for g in grads:
+            np.clip(g, -value, value, out=g)
+    total = 0.0
+    if norm is not None:
+        total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+        if total > norm:
+            scale = norm / (total + 1e-6)
+            for g in grads:
+                g *= g.dtype.type(scale)
+    return total
 
 
 class Trainer:
@@ -28,10 +54,14 @@ class Trainer:
     backward, one optimizer step, and zeroes the gradients. The epoch's ``loss`` is the
     batch losses weighted by batch size (the mean loss over the epoch's samples, measured
     while the weights change, as Keras reports it).
+
+    ``state_dict()`` captures the loop mid-epoch (the epoch's order, the next batch, the
+    partial sums, the generator), so a run resumed from it continues bit for bit.
     """
 
     def __init__(self, model, loss, optimizer, *, task, batch_size, epochs, rng,
-                 shuffle=True, callbacks=(), n_classes=None):
+                 shuffle=True, callbacks=(), n_classes=None, clip_norm=None, clip_value=None,
+                 schedule=None):
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
@@ -42,32 +72,69 @@ class Trainer:
         self.shuffle = shuffle
         self.callbacks = list(callbacks)
         self.n_classes = n_classes
+        self.clip_norm = clip_norm
+        self.clip_value = clip_value
+        self.schedule = schedule  # epoch index (from 0) -> learning rate
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
         self.stop_training = False
+        self.interrupt_signal = None  # set by a signal handler; checked after each step
         self.history: list[dict] = []
+        self._resume = None  # mid-epoch state restored by load_state_dict
+        self._epoch_state = None  # (order, next batch, seen, loss sum, metric sums)
+
+    # ---- state ---------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        from dlcli.train.checkpoint import rng_to_array
+        state = {"epoch": np.int64(self.epoch), "step": np.int64(self.step),
+                 "rng": rng_to_array(self.rng)}
+        if self._epoch_state is not None:
+            order, batch, seen, loss_sum, sums = self._epoch_state
+            state.update({"order": order, "batch": np.int64(batch), "seen": np.int64(seen),
+                          "loss_sum": np.float64(loss_sum)})
+            state.update({f"sum.{k}": np.float64(v) for k, v in sums.items()})
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        from dlcli.train.checkpoint import restore_rng
+        self.epoch = int(state["epoch"])
+        self.step = int(state["step"])
+        restore_rng(self.rng, state["rng"])
+        if "order" in state:
+            sums = {k[4:]: float(v) for k, v in state.items() if k.startswith("sum.")}
+            self._resume = (np.asarray(state["order"]), int(state["batch"]), int(state["seen"]),
+                            float(state["loss_sum"]), sums)
 
     def _emit(self, hook, *args):
         for callback in self.callbacks:
             getattr(callback, hook)(self, *args)
 
+    # ---- the loop ------------------------------------------------------------------
     def fit(self, x, y, x_val=None, y_val=None) -> list[dict]:
         n = len(x)
         batch = n if self.batch_size == "full" else min(int(self.batch_size), n)
         self.batches_per_epoch = math.ceil(n / batch)
         params = self.model.parameters()
+        grads = [g for _, _, g in params]
         x_buf = np.empty((batch,) + x.shape[1:], dtype=x.dtype)
         y_buf = np.empty((batch,) + y.shape[1:], dtype=y.dtype)
+        self._epoch_state = None
         self._emit("on_train_begin")
         try:
             while self.epoch < self.epochs and not self.stop_training:
                 epoch = self.epoch + 1
+                if self.schedule is not None:
+                    self.optimizer.lr = self.schedule(self.epoch)
                 self._emit("on_epoch_begin", epoch)
                 started = time.perf_counter()
-                order = self.rng.permutation(n) if self.shuffle else np.arange(n)
-                seen, loss_sum, sums = 0, 0.0, {}
-                for b, start in enumerate(range(0, n, batch)):
-                    index = order[start:start + batch]
+                if self._resume is not None:
+                    order, first, seen, loss_sum, sums = self._resume
+                    self._resume = None
+                else:
+                    order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+                    first, seen, loss_sum, sums = 0, 0, 0.0, {}
+                for b in range(first, self.batches_per_epoch):
+                    index = order[b * batch:(b + 1) * batch]
                     m = len(index)
                     xb = np.take(x, index, axis=0, out=x_buf[:m])
                     yb = np.take(y, index, axis=0, out=y_buf[:m])
@@ -75,17 +142,23 @@ class Trainer:
                     logits = self.model.forward(xb, training=True, logits=True)
                     loss = self.loss.forward(logits, yb)
                     if not math.isfinite(loss):
-                        raise TrainingError(
-                            f"loss became {loss} at epoch {epoch}, step {b + 1}; lower the "
-                            "learning rate or normalize the inputs")
+                        raise self._diverged(epoch, b + 1, f"the loss became {loss}")
                     self.model.backward(self.loss.backward())
+                    self._check_gradients(params, epoch, b + 1)
+                    if self.clip_norm is not None or self.clip_value is not None:
+                        clip_gradients(grads, self.clip_norm, self.clip_value)
                     self.optimizer.step(params)
                     self.step += 1
                     seen += m
                     loss_sum += loss * m
                     for key, value in batch_metrics(self.task, self.loss.output(logits), yb).items():
                         sums[key] = sums.get(key, 0.0) + value
+                    self._epoch_state = (order, b + 1, seen, loss_sum, sums)
                     self._emit("on_batch_end", b + 1, {"loss": loss_sum / seen})
+                    if self.interrupt_signal is not None and b + 1 < self.batches_per_epoch:
+                        self._emit("on_interrupt", self.interrupt_signal)
+                        raise Interrupted(self.interrupt_signal, epoch, b + 1)
+                self._epoch_state = None
                 logs = {"epoch": epoch, "loss": loss_sum / seen}
                 logs.update({k: v / seen for k, v in sums.items()})
                 if x_val is not None and len(x_val):
@@ -97,9 +170,22 @@ class Trainer:
                 self.epoch = epoch
                 self.history.append(logs)
                 self._emit("on_epoch_end", epoch, logs)
+                if self.interrupt_signal is not None and self.epoch < self.epochs:
+                    raise Interrupted(self.interrupt_signal, epoch, self.batches_per_epoch)
         except BaseException as exc:
             self._emit("on_exception", exc)
             raise
         final = self.history[-1] if self.history else {}
         self._emit("on_train_end", final)
         return self.history
+
+    def _check_gradients(self, params, epoch, step):
+        for key, _, grad in params:
+            if not np.isfinite(np.add.reduce(grad, axis=None)):
+                if not np.all(np.isfinite(grad)):
+                    raise self._diverged(epoch, step, f"the gradient of {key} became non-finite")
+
+    def _diverged(self, epoch, step, what) -> TrainingError:
+        return TrainingError(
+            f"{what} at epoch {epoch}, step {step}; training stopped. Try a lower "
+            "training.optimizer.lr, gradient clipping (training.clip_norm), or normalized inputs")
