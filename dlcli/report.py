@@ -16,7 +16,7 @@ def _fmt(value) -> str:
 
 def print_warnings(console, warnings) -> None:
     for text in warnings:
-        console.print(f"warning: {text}", markup=False)
+        console.print(f"warning: {text}", markup=False, soft_wrap=True)
 
 
 def print_train_summary(console, summary: dict) -> None:
@@ -146,3 +146,132 @@ def write_predictions(path, outputs: np.ndarray, names, run) -> None:
                                 + [f"{v:.6g}" for v in row])
     except OSError as exc:
         raise DataError(f"cannot write predictions: {exc.strerror}", where=str(path)) from None
+
+
+# ---- runs and comparisons -----------------------------------------------------------------
+STATUS_STYLE = {"finished": "green", "running": "cyan", "interrupted": "yellow",
+                "diverged": "red", "failed": "red"}
+
+
+def _duration(seconds) -> str:
+    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def print_runs(console, runs) -> None:
+    """One row per run (``dlcli runs``): newest first, as given.
+
+    The config column is left out when every run directory is named after its config
+    (``<name>-<time>``), the started column on a console narrower than 100 columns when the
+    names hold the start time, and the monitor's and curve's names move into the headers (title) when all
+    runs share them, so the table fits 80 columns.
+    """
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from dlcli.runs import STAMP, sparkline
+
+    monitors = {r.monitor for r in runs if r.best is not None}
+    curves = {r.curve()[0] for r in runs if r.history}
+    one_monitor = len(monitors) == 1
+    one_curve = len(curves) <= 1
+    show_config = any(not r.name.startswith(f"{r.config_name}-") for r in runs)
+    # A run directory's name already holds its start time; on a narrow console that
+    # column is the one to drop.
+    show_started = console.width >= 100 or any(not STAMP.search(r.name) for r in runs)
+    title = f"{len(runs)} run{'s' if len(runs) != 1 else ''}"
+    if curves and one_curve:
+        title += f"; curve: {next(iter(curves))} per epoch"
+    table = Table(title=title,
+                  box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False,
+                  show_edge=False)
+    longest = max((len(r.name) for r in runs), default=3)
+    table.add_column("run", overflow="fold", min_width=min(longest, 20))
+    if show_config:
+        table.add_column("config", overflow="fold")
+    if show_started:
+        table.add_column("started", min_width=10)
+    table.add_column("status", min_width=8)
+    table.add_column("epochs", justify="right", no_wrap=True)
+    table.add_column(f"best {next(iter(monitors))}" if one_monitor else "best",
+                     justify="right", min_width=9)
+    table.add_column("time", justify="right", no_wrap=True)
+    table.add_column("curve", no_wrap=True)
+    for run in runs:
+        key, values = run.curve()
+        if run.best is None:
+            best = "-"
+        else:
+            best = (f"{_fmt(run.best)} @{run.best_epoch}" if one_monitor
+                    else f"{run.monitor} {_fmt(run.best)} @{run.best_epoch}")
+        curve = sparkline(values) if values else "-"
+        if values and not one_curve:
+            curve += f" {key}"
+        cells = [Text(run.name)]
+        if show_config:
+            cells.append(Text(run.config_name or "-"))
+        if show_started:
+            cells.append(run.started.strftime("%Y-%m-%d %H:%M") if run.started else "-")
+        cells += [Text(run.status, style=STATUS_STYLE.get(run.status, "")),
+                  str(run.epochs_done), Text(best), _duration(run.wall_time_s), Text(curve)]
+        table.add_row(*cells)
+    console.print(table)
+
+
+def _cell(value) -> str:
+    from dlcli.runs import MISSING
+
+    if value is MISSING:
+        return "(absent)"
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def print_compare(console, runs, diff: dict, finals: dict) -> None:
+    """One table: the config keys that differ, then each run's final metrics side by side."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from dlcli.train.metrics import HIGHER_IS_BETTER
+
+    table = Table(title=f"comparing {len(runs)} runs")
+    table.add_column("", no_wrap=True)
+    for run in runs:
+        table.add_column(Text(run.name), justify="right", overflow="fold")
+    if diff:
+        for key, values in diff.items():
+            table.add_row(Text(key), *[Text(_cell(v)) for v in values])
+    else:
+        table.add_row(Text("(configs identical)", style="dim"), *["" for _ in runs])
+    table.add_section()
+    table.add_row("status", *[Text(r.status, style=STATUS_STYLE.get(r.status, ""))
+                              for r in runs])
+    table.add_row("epochs", *[str(r.epochs_done) for r in runs])
+    monitors = {r.monitor for r in runs if r.best is not None}
+    if len(monitors) == 1:
+        table.add_row(f"best {next(iter(monitors))}",
+                      *[Text("-" if r.best is None else f"{_cell(r.best)} @{r.best_epoch}")
+                        for r in runs])
+    else:
+        table.add_row("best", *[Text("-" if r.best is None else f"{r.monitor} "
+                                     f"{_cell(r.best)} @{r.best_epoch}") for r in runs])
+    table.add_section()
+    for key, values in finals.items():
+        finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+        best = None
+        if len(finite) > 1 and len(set(finite)) > 1 and key != "lr":
+            best = max(finite) if key in HIGHER_IS_BETTER else min(finite)
+        table.add_row(Text(key), *[Text(_cell(v), style="bold" if v == best else "")
+                                   for v in values])
+    console.print(table)

@@ -288,8 +288,10 @@ def _optimizer(v, value, path, present):
     if len(v.errors) == errors_before:
         try:
             cls(**{k: val for k, val in out.items() if k != "type"})
-        except ValueError as exc:
-            v.error(path, str(exc))
+        except (ValueError, TypeError) as exc:
+            # Point at the hyperparameter the optimizer complains about, when it names one.
+            named = [k for k in out if k != "type" and re.search(rf"\b{k}\b", str(exc))]
+            v.error(path + named[:1], str(exc))
     return out
 
 

@@ -57,7 +57,10 @@ def prepare(config: Config, seed: int | None = None, *, data=True) -> Prepared:
     from dlcli.data.prepare import prepare as prepare_data
 
     seed = config["seed"] if seed is None else seed
-    splits = prepare_data(config["data"], config.base_dir, seed) if data else None
+    # An autoencoder's target is its input: its data need no labels.
+    needs_targets = config["task"] != "reconstruction"
+    splits = (prepare_data(config["data"], config.base_dir, seed, targets=needs_targets)
+              if data else None)
     declared = config["model"]["input_shape"]
     input_shape = tuple(splits.input_shape) if splits is not None else to_internal_shape(declared)
     if declared is not None and splits is not None and to_internal_shape(declared) != input_shape:
@@ -73,6 +76,9 @@ def prepare(config: Config, seed: int | None = None, *, data=True) -> Prepared:
         _check_targets(config, splits, task, out_shape)
     loss = make_loss(config, model)
     warnings += pairing_warnings(task, output_activation_name(model), loss.name)
+    if task == "reconstruction":
+        from dlcli.reconstruction import overcomplete_warnings
+        warnings += overcomplete_warnings(model)
     return Prepared(config, splits, model, loss, task, warnings)
 
 
@@ -368,6 +374,8 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
         write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
 
         checkpointer = Checkpointer(run_dir, monitor, splits.normalizer.state())
+        if resume:
+            checkpointer.last_good = f"{path} (epoch {trainer.epoch}, step {trainer.step})"
         callbacks = [MetricsLogger(run_dir, rows)]
         if console is not None:
             callbacks.append(Progress(console, interactive, quiet))
@@ -382,7 +390,9 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
         finish = lambda status: _write_summary(  # noqa: E731
             run_dir, config, model, task, trainer, monitor, started, status, stopper)
         try:
-            with interrupt_handlers(trainer):
+            # Overflow shows up as a non-finite loss or gradient, which the trainer reports
+            # with the epoch and step; NumPy's own warnings would only add noise.
+            with interrupt_handlers(trainer), np.errstate(all="ignore"):
                 history = trainer.fit(x_train, y_train, x_val, y_val)
         except TrainingError as exc:
             finish("diverged" if "non-finite" in exc.message or "became" in exc.message
