@@ -168,6 +168,8 @@ class EarlyStopping(Callback):
         self.stopped_epoch = None
 
     def on_epoch_end(self, trainer, epoch, logs):
-        if self.monitor.wait >= self.patience:
+        # wait > 0: an epoch that improved never stops the run (patience 0 would otherwise
+        # stop every run after its first epoch).
+        if self.monitor.wait > 0 and self.monitor.wait >= self.patience:
             trainer.stop_training = True
             self.stopped_epoch = epoch
