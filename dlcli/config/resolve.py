@@ -295,6 +295,16 @@ def _optimizer(v, value, path, present):
     return out
 
 
+def _schedule(v, value, path, present):
+    if value is None:
+        return None
+    from dlcli.schedules import validate_schedule
+    resolved, errors = validate_schedule(value)
+    for sub, message in errors:
+        v.error(path + sub, message)
+    return resolved
+
+
 def _early_stopping(v, value, path, present):
     if value is None or value is False:
         return None
@@ -316,6 +326,7 @@ def resolve(raw, *, path: pathlib.Path | None = None) -> Config:
         "loss": lambda value, p, present: _loss(v, value, p, present),
         "optimizer": lambda value, p, present: _optimizer(v, value, p, present),
         "early_stopping": lambda value, p, present: _early_stopping(v, value, p, present),
+        "schedule": lambda value, p, present: _schedule(v, value, p, present),
         "section": None,
     }
     sections = {"data": DATA, "model": MODEL, "training": TRAINING}
@@ -382,13 +393,15 @@ def pairing_warnings(task: str, output_activation: str, loss: str) -> list[str]:
 
 def _check_model(config: Config) -> None:
     """Build the layer objects (catching bad values) and walk shapes when possible."""
-    from dlcli.nn.model import Model
+    from dlcli.nn.model import build_layer
 
     layers_cfg = config["model"]["layers"]
     errors = []
     for i, layer_cfg in enumerate(layers_cfg):
         try:
-            Model.from_config([layer_cfg], (1,))
+            # Each layer alone, unlinked: a maxunpool2d's pool is another layer, checked
+            # when the whole model is built.
+            build_layer(layer_cfg)
         except (ValueError, TypeError) as exc:
             errors.append((f"model.layers[{i}]", str(exc)))
     if errors:

@@ -51,7 +51,8 @@ TRAINING = {
     "output_dir": (r.string, "runs"),
     "clip_norm": (r.optional(r.number(0.0, min_open=True)), None),
     "clip_value": (r.optional(r.number(0.0, min_open=True)), None),
-    "schedule": (r.optional(r.mapping), None),
+    "schedule": ("schedule", None),
+    "diagnostics": (r.boolean, False),
 }
 
 EARLY_STOPPING = {
@@ -78,7 +79,8 @@ LAYER_KEY_RULES = {
     "flip_kernel": r.boolean,
     "rate": r.fraction,
     "update": r.choice("gradient", "unit_norm"),
-    "shape": r.list_of(r.positive_int, "a list of positive integers", 1),
+    "flatten_input": r.boolean,
+    "shape": r.reshape_shape(),
     "pool": r.string,
     "negative_slope": r.number(0.0, 1.0, max_open=True),
 }

@@ -331,7 +331,7 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
     schedule = None
     if training.get("schedule"):
         from dlcli.schedules import make_schedule
-        schedule = make_schedule(training["schedule"], optimizer.lr)
+        schedule = make_schedule(training["schedule"], optimizer.lr, training["epochs"])
     trainer = Trainer(model, loss, optimizer, task=task, batch_size=training["batch_size"],
                       epochs=training["epochs"], rng=train_rng, shuffle=training["shuffle"],
                       n_classes=len(splits.class_names) if splits.class_names else None,
@@ -377,6 +377,13 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
         if resume:
             checkpointer.last_good = f"{path} (epoch {trainer.epoch}, step {trainer.step})"
         callbacks = [MetricsLogger(run_dir, rows)]
+        diagnostics = None
+        if training["diagnostics"]:
+            from dlcli.train.diagnostics import Diagnostics, truncate
+            if resume:
+                truncate(run_dir, trainer.epoch)  # rows past the checkpoint are replayed
+            diagnostics = Diagnostics(run_dir)
+            callbacks.append(diagnostics)
         if console is not None:
             callbacks.append(Progress(console, interactive, quiet))
         callbacks.append(checkpointer)
@@ -410,6 +417,8 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
             finish("interrupted")
             raise
         summary = finish("finished")
+        if diagnostics is not None:
+            warnings += diagnostics.warnings
     summary["warnings"] = warnings
     summary["history"] = history
     return summary
