@@ -70,36 +70,70 @@ def load_run(target, which: str = "best") -> LoadedRun:
                      normalizer, class_names)
 
 
-def evaluate_run(run: LoadedRun, split: str = "test", data_source: str | None = None) -> dict:
-    """Loss and task metrics of ``run`` on a split of its data (or of ``data_source``)."""
+def evaluate_run(run: LoadedRun, split: str = "test", data_source: str | None = None,
+                 images=None) -> dict:
+    """Loss and task metrics of ``run`` on a split of its data (or of ``data_source``).
+
+    Reconstruction runs also get ``bottleneck`` (the smallest layer output) and ``pca``: the
+    MSE of PCA with k = the bottleneck's size, fitted on the same (normalized) training split
+    and scored on the same split, the linear baseline of notes 4.1.2. ``images`` (a .png path,
+    reconstruction runs of images only) writes inputs beside their reconstructions.
+    """
     from dlcli.data.prepare import prepare as prepare_data
     from dlcli.train.metrics import evaluate
     from dlcli.train.session import targets
 
+    reconstruction = run.task == "reconstruction"
+    if images is not None:
+        from dlcli.reconstruction import check_image_target
+        images = check_image_target(images, run)
     spec = dict(run.config["data"])
     if data_source is not None:
         spec["source"] = str(pathlib.Path(data_source).resolve())
     # Raw inputs, then the normalizer stored with the run (fitted on its training split).
     spec["normalize"] = "none"
-    splits = prepare_data(spec, run.config.base_dir, run.config["seed"])
+    splits = prepare_data(spec, run.config.base_dir, run.config["seed"],
+                          targets=not reconstruction)
     ys = dict(zip(("train", "val", "test"), targets(splits, run.task, run.model.dtype)))
     x = run.normalizer.apply(getattr(splits, f"x_{split}")).astype(run.model.dtype)
     y = ys[split]
     if run.task == "reconstruction":
         y = x
     if len(x) == 0:
-        raise DataError(f"the {split} split is empty", where=spec["source"])
+        key = {"val": "data.validation_split", "test": "data.test_split"}.get(split)
+        hint = f" (the run's {key} is {spec[key.split('.')[1]]})" if key else ""
+        raise DataError(f"the {split} split is empty{hint}", where=spec["source"])
     n_classes = len(run.class_names) if run.class_names else None
     result = evaluate(run.model, run.loss, x, y, run.task, n_classes=n_classes, full=True)
     result.update({"split": split, "samples": int(len(x)), "task": run.task,
                    "checkpoint": str(run.checkpoint)})
     if run.class_names:
         result["class_names"] = list(run.class_names)
+    if reconstruction:
+        from dlcli.reconstruction import bottleneck, pca_baseline
+        name, shape, size = bottleneck(run.model)
+        result["bottleneck"] = {"layer": name, "shape": list(shape), "size": size}
+        x_train = run.normalizer.apply(splits.x_train)
+        result["pca"] = pca_baseline(x_train, x, size)
+    if images is not None:
+        from dlcli.reconstruction import GRID_COLUMNS, write_image_grid
+        from dlcli.train.metrics import predict
+        shown = x[:GRID_COLUMNS]
+        out = predict(run.model, run.loss, shown)
+        write_image_grid(images, run.normalizer.invert(shown), run.normalizer.invert(out),
+                         title=f"{run.run_dir.name}: {split} inputs (top) and reconstructions")
+        result["images"] = str(images)
     return result
 
 
 def predict_file(run: LoadedRun, input_path, batch_size: int = 1024, layer: str | None = None):
-    """Outputs of ``run`` for the inputs in ``input_path``: (outputs, predicted names or None)."""
+    """Outputs of ``run`` for the inputs in ``input_path``: (outputs, predicted names or None).
+
+    ``layer``: the activations of that named layer (after its activation function, e.g. an
+    autoencoder's bottleneck codes) instead of the network's output. A reconstruction run's
+    outputs are its reconstructions in the units of the raw inputs (the normalization
+    undone). Image outputs are (N, height, width, channels), as in the notes.
+    """
     from dlcli.data.prepare import load_inputs
     from dlcli.train.metrics import predict
 
@@ -111,7 +145,16 @@ def predict_file(run: LoadedRun, input_path, batch_size: int = 1024, layer: str 
         raise DataError(f"inputs have shape {display_shape(tuple(x.shape[1:]))} per sample; "
                         f"the model takes {display_shape(expected)}", where=str(input_path))
     x = run.normalizer.apply(x).astype(run.model.dtype)
+    if layer is not None:
+        check_layer_name(run.model, layer)
+        parts = [run.model.forward_to(np.ascontiguousarray(x[i:i + batch_size]), layer)
+                 for i in range(0, len(x), batch_size)]
+        out = (np.concatenate(parts) if parts else
+               np.zeros((0,) + tuple(run.model.layer_output_shape(layer)), run.model.dtype))
+        return _display_layout(out), None
     out = predict(run.model, run.loss, x, batch_size)
+    if run.task == "reconstruction":
+        return _display_layout(run.normalizer.invert(out)), None
     names = None
     if run.task == "classification" and run.class_names:
         names = [run.class_names[i] for i in np.argmax(out, axis=1)]
@@ -119,3 +162,20 @@ def predict_file(run: LoadedRun, input_path, batch_size: int = 1024, layer: str 
         names = [(run.class_names[int(v >= 0.5)] if run.class_names else str(int(v >= 0.5)))
                  for v in out.reshape(len(out), -1)[:, 0]]
     return out, names
+
+
+def check_layer_name(model, name: str) -> None:
+    """DataError naming the layers (and the closest one) when ``model`` has no layer ``name``."""
+    import difflib
+
+    names = [layer.name for layer in model.layers]
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise DataError(f"the model has no layer {name!r}{hint}; its layers: {', '.join(names)}",
+                        where="--layer")
+
+
+def _display_layout(out: np.ndarray) -> np.ndarray:
+    """Internal (N, C, H, W) images -> the notes' (N, H, W, C); vectors unchanged."""
+    return np.ascontiguousarray(out.transpose(0, 2, 3, 1)) if out.ndim == 4 else out

@@ -45,7 +45,9 @@ def parse_key_path(path: str) -> list:
             pos += 1
         m = _PATH_TOKEN.match(path, pos)
         if not m:
-            raise ConfigError(f"--set: cannot parse key path {path!r} at position {pos}")
+            raise ConfigError(f"--set: cannot parse key path {path!r} at position {pos}; "
+                              "write keys with dots and list items with brackets, e.g. "
+                              "model.layers[1].units")
         parts.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
         pos = m.end()
     if not parts:

@@ -72,6 +72,10 @@ def prepare(config: Config, seed: int | None = None, *, data=True) -> Prepared:
     out_shape = model.output_shape
     task = infer_task(config, out_shape[0] if len(out_shape) == 1 else None)
     warnings = list(config.warnings)
+    if (splits is not None and config["task"] == "auto" and task == "regression"
+            and splits.class_names is not None and len(splits.class_names) == 2
+            and tuple(out_shape) == (1,)):
+        task = "binary"  # ADALINE-style: a linear output fitted to 0/1 class labels
     if splits is not None:
         _check_targets(config, splits, task, out_shape)
     loss = make_loss(config, model)
