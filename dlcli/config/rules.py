@@ -141,6 +141,16 @@ def list_of(rule: Rule, what: str, min_len=0) -> Rule:
     return Rule(what, check)
 
 
+def reshape_shape() -> Rule:
+    """A non-empty list of positive ints in which one entry may be -1 (inferred)."""
+    def check(v):
+        if (isinstance(v, list) and v and all(_is_int(e) and (e >= 1 or e == -1) for e in v)
+                and v.count(-1) <= 1):
+            return list(v)
+        return _FAIL
+    return Rule("a non-empty list of positive integers, one of which may be -1", check)
+
+
 def string_or_list() -> Rule:
     def check(v):
         if isinstance(v, str) and v:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from dlcli.nn.layers.base import IncompatibleShape, Layer, size_of
+from dlcli.nn.layers.base import IncompatibleShape, Layer, display_shape, size_of
 from dlcli.registry import INITIALIZERS, LAYERS
 
 
@@ -13,16 +13,24 @@ class Dense(Layer):
     Shapes: x (N, in) -> y (N, units); weight (units, in) as PyTorch's Linear; bias (units,).
     Backward: dW += dyᵀ x, db += Σ_n dy, dx = dy W.
 
+    ``flatten_input: true`` lets the layer take any input shape, e.g. an image (C, H, W),
+    and flatten each sample first, as the notes' FC3 takes the (5, 5, 16) POOL2 output
+    (figure 3.5): in = C·H·W, in the (channel, row, column) order of ``flatten`` — so the
+    weight (units, C·H·W) is PyTorch's ``Linear`` after ``nn.Flatten()`` — and dx gets the
+    input's shape back. Without it a non-vector input is an error that suggests ``flatten``.
+
     ``update: unit_norm`` makes the weight gradient use x̃/‖x̃‖ in place of x̃, where
     x̃ = [x, 1] includes the bias input: with SGD and batch size 1 this is the unit-norm
     Widrow-Hoff rule W ← W + η(y − z)x̃/‖x̃‖ (notes 1.4.2).
-    Defaults: activation none, initializer he, use_bias true, update gradient.
+    Defaults: activation none, initializer he, use_bias true, update gradient,
+    flatten_input false.
     """
 
     type_name = "dense"
 
     def __init__(self, units: int, activation=None, initializer: str = "he",
-                 use_bias: bool = True, update: str = "gradient", name=None):
+                 use_bias: bool = True, update: str = "gradient", flatten_input: bool = False,
+                 name=None):
         super().__init__(name)
         self.units = units
         self.activation_spec = activation
@@ -31,25 +39,30 @@ class Dense(Layer):
         if update not in ("gradient", "unit_norm"):
             raise ValueError(f"update must be 'gradient' or 'unit_norm', got {update!r}")
         self.update = update
+        self.flatten_input = bool(flatten_input)
+
+    def _in_features(self, input_shape) -> int:
+        if len(input_shape) != 1 and not self.flatten_input:
+            raise IncompatibleShape(
+                f"dense expects a vector input, got shape {display_shape(tuple(input_shape))}; "
+                "add a flatten layer before it (or set flatten_input: true)")
+        return size_of(input_shape)
 
     def output_shape(self, input_shape):
-        if len(input_shape) != 1:
-            raise IncompatibleShape(
-                f"dense expects a vector input, got shape {tuple(input_shape)}; "
-                "add a flatten layer before it")
+        self._in_features(input_shape)
         return (self.units,)
 
     def param_shapes(self, input_shape):
-        shapes = {"weight": (self.units, input_shape[0])}
+        shapes = {"weight": (self.units, self._in_features(input_shape))}
         if self.use_bias:
             shapes["bias"] = (self.units,)
         return shapes
 
     def mult_adds(self, input_shape):
-        return self.units * input_shape[0]
+        return self.units * self._in_features(input_shape)
 
     def _init_params(self, input_shape, rng):
-        fan_in = input_shape[0]
+        fan_in = self._in_features(input_shape)
         init = INITIALIZERS.get(self.initializer)
         params = {"weight": init((self.units, fan_in), fan_in, self.units, rng)}
         if self.use_bias:
@@ -57,6 +70,9 @@ class Dense(Layer):
         return params
 
     def forward(self, x, training=False):
+        self._input_shape = x.shape
+        if x.ndim != 2 and self.flatten_input:
+            x = x.reshape(x.shape[0], -1)  # (N, C, H, W) -> (N, C·H·W), a view when contiguous
         self._x = x
         y = x @ self.params["weight"].T
         if self.use_bias:
@@ -74,17 +90,17 @@ class Dense(Layer):
             if self.use_bias:
                 self.grads["bias"] += np.sum(dy * inv_norm, axis=0)
         else:
-            self.grads["weight"] += dy.T @ x
+            self._add_matmul("weight", dy.T, x)
             if self.use_bias:
-                self.grads["bias"] += np.sum(dy, axis=0)
+                self._add_sum("bias", dy, 0)
         if not self.need_input_grad:
             return None
-        return dy @ self.params["weight"]
+        return (dy @ self.params["weight"]).reshape(self._input_shape)
 
     def get_config(self):
         config = {**super().get_config(), "units": self.units, "activation": self.activation_spec,
                   "initializer": self.initializer, "use_bias": self.use_bias,
-                  "update": self.update}
+                  "update": self.update, "flatten_input": self.flatten_input}
         return config
 
 
