@@ -47,7 +47,7 @@ def dlcli(*args, **kwargs):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
-def wait_for_epochs(run_dir, count, proc, timeout=60):
+def wait_for_epochs(run_dir, count, proc, timeout=300):
     deadline = time.time() + timeout
     metrics = run_dir / "metrics.jsonl"
     while time.time() < deadline:
@@ -82,14 +82,14 @@ def test_sigint_from_outside_checkpoints_and_resume_finishes_identically(tmp_pat
     proc = dlcli("train", write_config(tmp_path), "--run-dir", run_dir)
     wait_for_epochs(run_dir, 1, proc)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=300)
     if proc.returncode == 0:  # the run finished before the signal landed: nothing to test
         pytest.skip("training finished before SIGINT arrived")
     assert proc.returncode == 130, err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"dlcli train --resume {run_dir}" in err
     done = subprocess.run([sys.executable, "-m", "dlcli", "train", "--resume", run_dir, "-q"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert_same_weights(run_dir, reference)
     rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -106,7 +106,7 @@ def test_kill_9_leaves_a_loadable_checkpoint_and_resume_matches(tmp_path, refere
     assert int(parts["trainer"]["epoch"]) >= 1  # metrics are written before the checkpoint
     # The dead process's lock is stale: resume takes it over.
     done = subprocess.run([sys.executable, "-m", "dlcli", "train", "--resume", run_dir, "-q"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert_same_weights(run_dir, reference)
 
@@ -193,7 +193,7 @@ def test_a_diverging_run_stops_with_a_message_and_keeps_the_last_good_checkpoint
         [sys.executable, "-m", "dlcli", "train", "--resume", str(run_dir), "--set",
          "training.epochs=6", "--set", "training.optimizer.lr=1e6",
          "--allow-config-change", "-q"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr
     message = [l for l in proc.stderr.splitlines() if not l.startswith("warning:")]
     assert len(message) == 1
@@ -211,6 +211,6 @@ def test_a_second_writer_is_refused_while_the_first_runs(tmp_path):
     session.train(load_config(write_config(tmp_path, epochs=1)), run_dir=run_dir)
     (run_dir / "lock").write_text(f"{os.getppid()}\n")  # a live process holds it
     proc = subprocess.run([sys.executable, "-m", "dlcli", "train", "--resume", str(run_dir)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "being written by another dlcli process" in proc.stderr
