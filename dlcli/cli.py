@@ -108,7 +108,7 @@ def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, qui
         cfg = load_config(config, overrides)
     console = _console()
     summary = run_training(cfg, run_dir=run_dir, seed=seed, console=console,
-                           interactive=console.is_terminal, quiet=quiet,
+                           interactive=console.is_terminal and sys.stdout.isatty(), quiet=quiet,
                            resume=resume_dir is not None)
     print_warnings(err, summary.get("warnings", []))
     print_train_summary(console, summary)
@@ -123,13 +123,20 @@ def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, qui
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test",
               show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def eval_(run, checkpoint, data_source, split, as_json):
-    """Score a run (a run directory or a checkpoint file) on a data split."""
+@click.option("--images", type=click.Path(dir_okay=False), metavar="FILE.png",
+              help="Reconstruction runs of images: write the split's first inputs beside "
+                   "their reconstructions (needs matplotlib: pip install 'dlcli[plot]'; "
+                   "never overwrites).")
+def eval_(run, checkpoint, data_source, split, as_json, images):
+    """Score a run (a run directory or a checkpoint file) on a data split.
+
+    Reconstruction runs are compared with PCA at the bottleneck's width.
+    """
     from dlcli.inference import evaluate_run, load_run
     from dlcli.report import print_eval
 
     loaded = load_run(run, checkpoint)
-    result = evaluate_run(loaded, split, data_source)
+    result = evaluate_run(loaded, split, data_source, images=images)
     if as_json:
         import json
         click.echo(json.dumps(result))
@@ -145,18 +152,24 @@ def eval_(run, checkpoint, data_source, split, as_json):
                    "overwrites).")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
               show_default=True)
-def predict(run, input_path, output, checkpoint):
-    """Apply a trained run to the inputs in INPUT (.npz with x, or .csv)."""
+@click.option("--layer", metavar="NAME", help="Write this layer's activations (after its "
+              "activation function, e.g. an autoencoder's codes) instead of the outputs.")
+def predict(run, input_path, output, checkpoint, layer):
+    """Apply a trained run to the inputs in INPUT (.npz with x, or .csv).
+
+    A reconstruction run writes its reconstructions, in the units of the inputs.
+    """
     import pathlib
 
     from dlcli.inference import load_run, predict_file
     from dlcli.report import write_predictions
 
     loaded = load_run(run, checkpoint)
-    out, names = predict_file(loaded, input_path)
+    out, names = predict_file(loaded, input_path, layer=layer)
     target = pathlib.Path(output or pathlib.Path(input_path).stem + ".predictions.csv")
-    write_predictions(target, out, names, loaded)
-    _console(stderr=True).print(f"wrote {len(out)} predictions to {target}")
+    write_predictions(target, out, names, loaded, layer=layer)
+    what = f"activations of layer {layer} {tuple(out.shape[1:])}" if layer else "predictions"
+    _console(stderr=True).print(f"wrote {len(out)} {what} to {target}", markup=False)
 
 
 @cli.command()
@@ -215,6 +228,141 @@ def gradcheck(config, overrides, samples, entries, tolerance, as_json):
         print_gradcheck(_console(), result)
     if not result["passed"]:
         sys.exit(1)
+
+
+@cli.command("time")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--batches", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Training steps to time (after the warm-up steps).")
+@click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0),
+              help="Untimed steps first (buffers and optimizer state are allocated).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def time_(config, overrides, batches, warmup, as_json):
+    """Time training steps of CONFIG's model: per layer forward/backward ms, loss,
+    optimizer, data gathering, samples/s and GFLOP/s (nothing is written)."""
+    from dlcli.config import load_config
+    from dlcli.timing import print_timing, time_config
+
+    cfg = load_config(config, overrides)
+    result = time_config(cfg, batches=batches, warmup=warmup)
+    if as_json:
+        import json
+        click.echo(json.dumps(result))
+    else:
+        print_timing(_console(), result)
+
+
+RUN_STATUSES = ("running", "finished", "interrupted", "failed", "diverged")
+
+
+@cli.command()
+@click.argument("root", required=False, default="runs", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+@click.option("--config", "config_name", metavar="NAME", help="Only runs of this config name.")
+@click.option("--status", type=click.Choice(RUN_STATUSES), help="Only runs with this status.")
+def runs(root, as_json, config_name, status):
+    """List the runs in ROOT (default: runs/), newest first, with a loss sparkline."""
+    from dlcli.errors import DataError
+    from dlcli.report import print_runs, print_warnings
+    from dlcli.runs import find_runs, select
+
+    try:
+        found = select(find_runs(root), config_name, status)
+    except FileNotFoundError as exc:
+        raise DataError(str(exc)) from None
+    print_warnings(_console(stderr=True), [w for r in found for w in r.warnings])
+    if as_json:
+        import json
+        click.echo(json.dumps([r.to_dict() for r in found]))
+    else:
+        print_runs(_console(), found)
+
+
+@cli.command()
+@click.argument("run_dirs", metavar="RUN RUN [RUN...]", nargs=-1, required=True,
+                type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def compare(run_dirs, as_json):
+    """Show the config keys that differ between runs and their final metrics side by side."""
+    from dlcli.errors import DataError
+    from dlcli.report import print_compare, print_warnings
+    from dlcli.runs import compare as compare_runs, config_differences, final_metrics, load
+
+    if len(run_dirs) < 2:
+        raise click.UsageError("give at least two runs to compare")
+    try:
+        loaded = [load(path) for path in run_dirs]
+    except FileNotFoundError as exc:
+        raise DataError(str(exc)) from None
+    print_warnings(_console(stderr=True), [w for r in loaded for w in r.warnings])
+    if as_json:
+        import json
+        click.echo(json.dumps(compare_runs(loaded)))
+    else:
+        print_compare(_console(), loaded, config_differences(loaded), final_metrics(loaded))
+
+
+@cli.command()
+@click.argument("run_dirs", metavar="RUN [RUN...]", nargs=-1, required=True,
+                type=click.Path())
+@click.option("--metric", "metrics", multiple=True, metavar="NAME",
+              help="Plot this metric (repeatable): loss draws loss and val_loss; val_loss "
+                   "only the validation curve; lr the learning rate. Default: all, loss first.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Figure file (.png, .pdf, .svg; default <run>-<kind>.png; never "
+                   "overwrites).")
+@click.option("--confusion", is_flag=True, help="Confusion matrix of a classification run "
+              "(evaluates the best checkpoint on --split).")
+@click.option("--filters", is_flag=True, help="The first layer's weights of an image model "
+              "as a grid of filters.")
+@click.option("--diagnostics", is_flag=True, help="Per-layer gradient, update and "
+              "activation diagnostics (diagnostics.jsonl).")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test",
+              show_default=True, help="Split for --confusion.")
+def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split):
+    """Draw learning curves of one or more runs (or another figure of one run).
+
+    Needs matplotlib: pip install 'dlcli[plot]'.
+    """
+    import pathlib
+
+    from dlcli.errors import DataError
+    from dlcli import plotting
+
+    kinds = [k for k, on in (("confusion", confusion), ("filters", filters),
+                             ("diagnostics", diagnostics)) if on]
+    if len(kinds) > 1:
+        raise click.UsageError(f"choose one of --{', --'.join(kinds)}")
+    kind = kinds[0] if kinds else "curves"
+    if kind != "curves" and len(run_dirs) != 1:
+        raise click.UsageError(f"--{kind} draws one run; got {len(run_dirs)}")
+    if kind != "curves" and metrics:
+        raise click.UsageError(f"--metric applies to learning curves, not --{kind}")
+    first = pathlib.Path(run_dirs[0])
+    target = pathlib.Path(output or f"{first.resolve().name}-{kind}.png")
+    plotting.check_output(target)
+    plotting.require_matplotlib()
+    if kind == "curves":
+        from dlcli.report import print_warnings
+        from dlcli.runs import load
+        try:
+            loaded = [load(path) for path in run_dirs]
+        except FileNotFoundError as exc:
+            raise DataError(str(exc)) from None
+        print_warnings(_console(stderr=True), [w for r in loaded for w in r.warnings])
+        fig = plotting.curves_figure(loaded, list(metrics) or None)
+    elif kind == "confusion":
+        fig = plotting.confusion_figure(plotting.run_confusion(first, split), first.name)
+    elif kind == "filters":
+        fig = plotting.filters_figure(plotting.first_layer_filters(first), first.name)
+    else:
+        from dlcli.report import print_warnings
+        rows, warnings = plotting.read_diagnostics(first)
+        print_warnings(_console(stderr=True), warnings)
+        fig = plotting.diagnostics_figure(rows, first.name)
+    plotting.save(fig, target)
+    _console(stderr=True).print(f"wrote {target}", markup=False)
 
 
 def main():

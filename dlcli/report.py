@@ -22,8 +22,11 @@ def print_warnings(console, warnings) -> None:
 def print_train_summary(console, summary: dict) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{summary['name']}: {summary['status']} after "
-                        f"{summary['epochs_done']} epochs ({summary['wall_time_s']:.1f}s)")
+    stopped = " (stopped early)" if summary.get("stopped_early") else ""
+    console.print(f"{summary['name']}: {summary['status']}{stopped} after "
+                  f"{summary['epochs_done']} epochs in {summary['wall_time_s']:.1f}s",
+                  markup=False, soft_wrap=True)
+    table = Table()
     table.add_column("metric")
     table.add_column("final", justify="right")
     for key, value in summary["final"].items():
@@ -41,14 +44,26 @@ def print_train_summary(console, summary: dict) -> None:
 def print_eval(console, result: dict) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{result['split']} split: {result['samples']} samples "
-                        f"({result['task']})")
+    console.print(f"{result['split']} split: {result['samples']} samples ({result['task']})",
+                  markup=False, soft_wrap=True)
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in result.items():
         if isinstance(value, (int, float)) and key != "samples":
             table.add_row(key, _fmt(value))
     console.print(table)
+    if "pca" in result:
+        pca, neck = result["pca"], result.get("bottleneck", {})
+        ratio = (f"; ratio {result['mse'] / pca['mse']:.3f}" if pca["mse"] > 1e-12 else
+                 " (k reaches the data's rank: PCA reconstructs them exactly)")
+        console.print(
+            f"bottleneck {neck.get('layer')} {tuple(neck.get('shape', ()))}: autoencoder mse "
+            f"{_fmt(result['mse'])} vs PCA with k={pca['k']} (fitted on the training split, "
+            f"{pca['explained_variance_ratio']:.1%} of the variance) mse {_fmt(pca['mse'])}"
+            f"{ratio}", markup=False, soft_wrap=True)
+    if "images" in result:
+        console.print(f"wrote inputs and reconstructions to {result['images']}", markup=False)
     if "confusion_matrix" in result:
         names = result.get("class_names") or [str(i) for i in range(len(result["precision"]))]
         per_class = Table(title="per class")
@@ -112,8 +127,10 @@ def print_gradcheck(console, result: dict) -> None:
                   "finite differences", markup=False)
 
 
-def write_predictions(path, outputs: np.ndarray, names, run) -> None:
-    """Write outputs (and predicted class names) to .csv or .npz; never overwrites."""
+def write_predictions(path, outputs: np.ndarray, names, run, layer: str | None = None) -> None:
+    """Write outputs (and predicted class names) to .csv or .npz; never overwrites.
+
+    ``layer``: the outputs are that layer's activations (CSV columns ``<layer>_<i>``)."""
     import pathlib
 
     from dlcli.errors import DataError
@@ -126,7 +143,9 @@ def write_predictions(path, outputs: np.ndarray, names, run) -> None:
     if path.suffix not in (".csv", ".npz"):
         raise DataError("expected an output path ending in .csv or .npz", where=str(path))
     flat = outputs.reshape(len(outputs), -1)
-    if run.task == "classification" and run.class_names:
+    if layer is not None:
+        columns = [f"{layer}_{i}" for i in range(flat.shape[1])]
+    elif run.task == "classification" and run.class_names:
         columns = [f"p_{c}" for c in run.class_names]
     else:
         columns = [f"output_{i}" for i in range(flat.shape[1])]

@@ -83,6 +83,12 @@ class Normalizer:
             return x.copy()
         return (x - self.shift) / self.scale
 
+    def invert(self, x: np.ndarray) -> np.ndarray:
+        """The inverse of ``apply``: ``x * scale + shift`` (float64), e.g. to show a
+        reconstruction in the units of the raw inputs."""
+        x = np.asarray(x, dtype=np.float64)
+        return x.copy() if self.kind == "none" else x * self.scale + self.shift
+
     def state(self) -> dict[str, np.ndarray]:
         """Plain arrays (savable with np.savez, loadable without pickle): kind, shift, scale."""
         return {"kind": np.array(self.kind), "shift": self.shift.copy(), "scale": self.scale.copy()}
@@ -135,8 +141,12 @@ class Splits:
         return self.y_train.shape[1:]
 
 
-def prepare(spec: dict, base_dir: pathlib.Path, seed: int) -> Splits:
+def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = True) -> Splits:
     """Load ``spec['source']``, encode targets, split, and normalize on the training split.
+
+    ``targets=False`` (task reconstruction: the target is the input) needs no ``y`` and
+    ignores one that is there: every y is then an empty float64 (N, 0) array and
+    ``class_names`` is None.
 
     Synthetic data come from ``stream_rng(seed, DATA_STREAM)``; the split permutation from
     ``stream_rng(seed, SPLIT_STREAM)``. Test rows: the file's x_test/y_test, else
@@ -144,10 +154,11 @@ def prepare(spec: dict, base_dir: pathlib.Path, seed: int) -> Splits:
     remainder; the rest trains (at least one row, else DataError). Splits keep file order.
     """
     layout = spec.get("layout", "auto")
-    raw, where, synthetic = _load(spec, base_dir, seed)
+    raw, where, synthetic = _load(spec, base_dir, seed, targets)
     x, y = raw["x"], raw.get("y")
-    if y is None:
-        raise DataError("the file holds inputs but no targets", where=where)
+    if y is None and targets:
+        raise DataError("the file holds inputs but no targets (for an autoencoder, which "
+                        "reconstructs its inputs, set task: reconstruction)", where=where)
     x_test, y_test = raw.get("x_test"), raw.get("y_test")
 
     x = _to_internal(x, "x", layout, where, synthetic)
@@ -159,8 +170,12 @@ def prepare(spec: dict, base_dir: pathlib.Path, seed: int) -> Splits:
                 where=where,
             )
 
-    mode = spec.get("labels", "auto")
-    y, y_test, class_names = _encode_targets(y, y_test, raw.get("class_names"), mode, where)
+    if targets:
+        mode = spec.get("labels", "auto")
+        y, y_test, class_names = _encode_targets(y, y_test, raw.get("class_names"), mode, where)
+    else:
+        y, class_names = np.zeros((x.shape[0], 0)), None
+        y_test = None if x_test is None else np.zeros((x_test.shape[0], 0))
 
     split_rng = stream_rng(seed, SPLIT_STREAM)
     n = x.shape[0]
@@ -237,7 +252,7 @@ def _resolve(path, base_dir) -> pathlib.Path:
     return path
 
 
-def _load(spec: dict, base_dir, seed: int):
+def _load(spec: dict, base_dir, seed: int, targets: bool = True):
     """(raw dict, where-string for errors, synthetic?) for the spec's source."""
     source = str(spec["source"])
     if source.startswith(SYNTHETIC_PREFIX):
@@ -255,7 +270,7 @@ def _load(spec: dict, base_dir, seed: int):
     path = _resolve(source, base_dir)
     if path.is_dir():
         path = _mnist_in_dir(path)
-    raw = readers.read_array_file(path, spec.get("target"))
+    raw = readers.read_array_file(path, spec.get("target"), targets=targets)
     for key in ("x", "x_test"):
         if key in raw:
             readers.check_finite(np.asarray(raw[key]), path, name=key)

@@ -53,7 +53,9 @@ def read_npz(path, required=("x", "y")) -> dict[str, np.ndarray]:
             raise DataError(
                 f"missing array(s) {', '.join(missing)}; the archive holds "
                 f"{', '.join(archive.files) or 'no arrays'} (needs {' and '.join(required)}; "
-                "optional x_test, y_test, class_names)",
+                "optional x_test, y_test, class_names)"
+                + ("; for an autoencoder, which reconstructs x, set task: reconstruction"
+                   if missing == ["y"] else ""),
                 where=str(path),
             )
         for key in NPZ_KEYS:
@@ -70,7 +72,7 @@ def read_npz(path, required=("x", "y")) -> dict[str, np.ndarray]:
                 ) from None
             except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
                 raise DataError(f"array {key!r} is damaged ({exc})", where=str(path)) from None
-    if ("x_test" in out) != ("y_test" in out):
+    if "y" in required and ("x_test" in out) != ("y_test" in out):
         raise DataError("x_test and y_test must be given together", where=str(path))
     for xk, yk in (("x", "y"), ("x_test", "y_test")):
         if xk not in out:
@@ -268,19 +270,23 @@ def is_idx_path(path) -> bool:
     return name.endswith(".idx") or name.endswith("-ubyte") or bool(re.search(r"idx\d", name))
 
 
-def read_array_file(path, target=None) -> dict:
+def read_array_file(path, target=None, *, targets: bool = True) -> dict:
     """Read any supported data file into a dict of arrays, dispatching on the file name.
 
     ``.npz`` -> read_npz's dict; ``.csv`` -> {x, y, feature_names} (``target`` as in
     read_csv); IDX (``.idx``, ``*-ubyte``, optionally ``.gz``) -> {x} for one file, or
     {x, y} plus {x_test, y_test} when the file is MNIST's ``*images*`` file and the matching
-    ``*labels*`` (and ``t10k-*``) files sit beside it.
+    ``*labels*`` (and ``t10k-*``) files sit beside it. With ``targets=False`` (an
+    autoencoder's data) an .npz needs only ``x`` and a CSV's columns are all features
+    except ``target`` when one is named.
     """
     path = pathlib.Path(path)
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        return read_npz(path)
+        return read_npz(path, required=("x", "y") if targets else ("x",))
     if suffix == ".csv":
+        if not targets:
+            target = [] if target is None else [target] if isinstance(target, str) else target
         x, y, names = read_csv(path, target)
         return {"x": x, "y": y, "feature_names": names}
     if is_idx_path(path):

@@ -144,6 +144,26 @@ class Model:
             x = op.forward(x, training)
         return x
 
+    def forward_to(self, x: np.ndarray, name: str, training: bool = False) -> np.ndarray:
+        """The activations of layer ``name``: the layers up to and including it, then its
+        activation function (always applied, even when the loss fuses the output one).
+        (N, *input_shape) -> (N, *that layer's output shape); KeyError for an unknown name."""
+        target = self.get_layer(name)
+        for layer in self.layers:
+            x = layer.forward(x, training)
+            if layer.activation is not None:
+                x = layer.activation.forward(x, training)
+            if layer is target:
+                return x
+        raise AssertionError("unreachable: get_layer found the layer")
+
+    def layer_output_shape(self, name: str) -> tuple:
+        """Output shape (internal layout) of layer ``name``; KeyError for an unknown name."""
+        for layer, _, out in self.shapes():
+            if layer.name == name:
+                return out
+        raise KeyError(name)
+
     def backward(self, dy: np.ndarray) -> None:
         ops = list(self._ops())
         if self.fused_output:

@@ -1,0 +1,138 @@
+"""Autoencoders (notes 4.1): the bottleneck, the overcomplete warning, the PCA baseline of
+``dlcli eval`` and the picture of inputs beside their reconstructions (``--images``).
+
+An autoencoder is a model of ``task: reconstruction``: its target is its input, so its
+output shape equals its input shape. Its *bottleneck* is the smallest layer output in the
+network, dim(z); notes 4.1.1 call it undercomplete when dim(z) < dim(x). With
+dim(z) >= dim(x) nothing stops the network from learning the identity.
+"""
+
+import io
+import pathlib
+
+import numpy as np
+
+from dlcli.errors import DataError, DlcliError, EXIT_USAGE
+from dlcli.nn.layers.base import display_shape, size_of
+
+INSTALL_HINT = "pip install 'dlcli[plot]'"
+GRID_COLUMNS = 10
+
+
+class PlotExtraMissing(DlcliError):
+    """matplotlib (the optional ``plot`` extra) is not installed."""
+
+    exit_code = EXIT_USAGE
+
+
+def bottleneck(model) -> tuple[str, tuple, int]:
+    """(layer name, output shape in the notes' layout, size) of the smallest layer output;
+    the first one on a tie (the encoder's side)."""
+    best = None
+    for layer, _, out in model.shapes():
+        if best is None or size_of(out) < best[2]:
+            best = (layer.name, display_shape(out), size_of(out))
+    if best is None:  # no layers: the input is all there is
+        return ("input", display_shape(model.input_shape), size_of(model.input_shape))
+    return best
+
+
+def overcomplete_warnings(model) -> list[str]:
+    """One warning when the bottleneck is not smaller than the input, else none."""
+    name, shape, size = bottleneck(model)
+    d = size_of(model.input_shape)
+    if size < d:
+        return []
+    return [f"the bottleneck {name} {shape} (the smallest layer output) has {size} values, "
+            f"not fewer than the input's {d}: an overcomplete autoencoder can learn the "
+            "identity (notes 4.1.1: make the bottleneck smaller than the input)"]
+
+
+def pca_baseline(x_train: np.ndarray, x_eval: np.ndarray, k: int) -> dict:
+    """PCA with ``k`` components fitted on ``x_train``, scored on ``x_eval`` (both normalized
+    as the autoencoder saw them): {"k", "mse", "explained_variance_ratio"}. ``k`` is capped
+    at the number of features and of training samples."""
+    from dlcli import pca
+
+    d = int(np.prod(x_train.shape[1:]))
+    k = max(1, min(int(k), d, len(x_train)))
+    fitted = pca.fit(x_train, k)
+    return {"k": k, "mse": pca.reconstruction_mse(fitted, x_eval),
+            "explained_variance_ratio": float(fitted.explained_variance_ratio[:k].sum())}
+
+
+def _require_matplotlib():
+    """matplotlib's Figure class with the Agg backend, or PlotExtraMissing."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlotExtraMissing(f"--images needs matplotlib; install it with: {INSTALL_HINT}") \
+            from None
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+    return Figure
+
+
+def check_image_target(path, run) -> pathlib.Path:
+    """Refuse (before any work) an existing file, another format, a run that is not an
+    autoencoder of images, and a missing matplotlib."""
+    path = pathlib.Path(path)
+    if path.suffix.lower() != ".png":
+        raise DataError("--images writes a PNG file; give a path ending in .png", where=str(path))
+    if path.exists():
+        raise DataError("already exists; dlcli does not overwrite files (choose another "
+                        "--images path)", where=str(path))
+    if run.task != "reconstruction":
+        raise DataError(f"--images shows reconstructions; this run's task is {run.task}",
+                        where=str(run.run_dir))
+    if len(run.model.input_shape) != 3:
+        raise DataError(f"--images needs image inputs (height, width, channels); this model "
+                        f"takes {display_shape(run.model.input_shape)}", where=str(run.run_dir))
+    _require_matplotlib()
+    return path
+
+
+def _display(images: np.ndarray, low: float, high: float) -> np.ndarray:
+    """(N, C, H, W) -> (N, H, W) or (N, H, W, 3) in [0, 1] for imshow."""
+    scaled = np.clip((images - low) / (high - low if high > low else 1.0), 0.0, 1.0)
+    scaled = scaled.transpose(0, 2, 3, 1)
+    return scaled[..., 0] if scaled.shape[-1] == 1 else scaled[..., :3]
+
+
+def write_image_grid(path, inputs: np.ndarray, outputs: np.ndarray, title: str = "",
+                     columns: int = GRID_COLUMNS) -> pathlib.Path:
+    """A PNG grid: the first row ``inputs``, the second their reconstructions ``outputs``
+    (both (N, C, H, W) in the raw inputs' units; the first ``columns`` samples). Both rows
+    share the inputs' grey-level range, so a faint reconstruction looks faint. The file is
+    created exclusively: an existing file is never overwritten."""
+    Figure = _require_matplotlib()
+    path = pathlib.Path(path)
+    n = min(columns, len(inputs))
+    if n == 0:
+        raise DataError("no samples to draw", where=str(path))
+    low, high = float(inputs[:n].min()), float(inputs[:n].max())
+    rows = (("input", _display(inputs[:n], low, high)),
+            ("reconstruction", _display(outputs[:n], low, high)))
+    fig = Figure(figsize=(1.1 * n, 2.6))
+    axes = fig.subplots(2, n, squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r][c]
+            ax.imshow(images[c], cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=1,
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r][0].set_ylabel(label, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    try:
+        with open(path, "xb") as handle:
+            handle.write(buffer.getvalue())
+    except FileExistsError:
+        raise DataError("already exists; dlcli does not overwrite files", where=str(path)) \
+            from None
+    except OSError as exc:
+        raise DataError(f"cannot write the image: {exc.strerror}", where=str(path)) from None
+    return path
