@@ -65,6 +65,7 @@ class Layer:
             for key, value in self._init_params(self.input_shape, rng).items()
         }
         self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+        self._zeroed = set(self.grads)
 
     def _init_params(self, input_shape: tuple, rng: np.random.Generator) -> dict:
         return {}
@@ -72,6 +73,43 @@ class Layer:
     def zero_grad(self) -> None:
         for g in self.grads.values():
             g.fill(0)
+        self._zeroed = set(self.grads)
+
+    # ---- gradient accumulation ------------------------------------------------------
+    # ``backward`` ADDS into ``grads``. Right after ``zero_grad`` (or ``build``) adding to
+    # zeros is writing, so the helpers below write the product or sum straight into the
+    # gradient (``out=``), saving a temporary and a pass; any later call adds. The
+    # difference is not observable: two backward calls still give twice the gradient.
+    def _fresh(self, key: str) -> bool:
+        zeroed = getattr(self, "_zeroed", None)
+        if zeroed and key in zeroed:
+            zeroed.discard(key)
+            return True
+        return False
+
+    def _add_matmul(self, key: str, a: np.ndarray, b: np.ndarray) -> None:
+        """``grads[key] += a @ b``."""
+        g = self.grads[key]
+        if self._fresh(key):
+            np.matmul(a, b, out=g)
+        else:
+            g += a @ b
+
+    def _add_array(self, key: str, value: np.ndarray) -> None:
+        """``grads[key] += value``."""
+        g = self.grads[key]
+        if self._fresh(key):
+            np.copyto(g, value, casting="same_kind")
+        else:
+            g += value
+
+    def _add_sum(self, key: str, value: np.ndarray, axis) -> None:
+        """``grads[key] += value.sum(axis)``."""
+        g = self.grads[key]
+        if self._fresh(key):
+            np.sum(value, axis=axis, out=g)
+        else:
+            g += np.sum(value, axis=axis)
 
     # ---- computation -------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:

@@ -75,9 +75,9 @@ class _ConvBase(Layer):
         return x
 
     def _accumulate(self, dweight, dbias) -> None:
-        self.grads["weight"] += dweight
+        self._add_array("weight", dweight)
         if dbias is not None:
-            self.grads["bias"] += dbias
+            self._add_array("bias", dbias)
 
     def get_config(self) -> dict:
         config = {"type": self.type_name, "filters": self.filters,
