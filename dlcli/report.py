@@ -211,9 +211,9 @@ def print_runs(console, runs) -> None:
         title += f"; curve: {next(iter(curves))} per epoch"
     table = Table(title=title,
                   box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False,
-                  show_edge=False)
+                  show_edge=False, collapse_padding=True)
     longest = max((len(r.name) for r in runs), default=3)
-    table.add_column("run", overflow="fold", min_width=min(longest, 20))
+    table.add_column("run", overflow="fold", min_width=min(longest, 32))
     if show_config:
         table.add_column("config", overflow="fold")
     if show_started:
@@ -231,7 +231,7 @@ def print_runs(console, runs) -> None:
         else:
             best = (f"{_fmt(run.best)} @{run.best_epoch}" if one_monitor
                     else f"{run.monitor} {_fmt(run.best)} @{run.best_epoch}")
-        curve = sparkline(values) if values else "-"
+        curve = sparkline(values, width=10) if values else "-"
         if values and not one_curve:
             curve += f" {key}"
         cells = [Text(run.name)]
