@@ -7,22 +7,14 @@ network, dim(z); notes 4.1.1 call it undercomplete when dim(z) < dim(x). With
 dim(z) >= dim(x) nothing stops the network from learning the identity.
 """
 
-import io
 import pathlib
 
 import numpy as np
 
-from dlcli.errors import DataError, DlcliError, EXIT_USAGE
+from dlcli.errors import DataError
 from dlcli.nn.layers.base import display_shape, size_of
 
-INSTALL_HINT = "pip install 'dlcli[plot]'"
 GRID_COLUMNS = 10
-
-
-class PlotExtraMissing(DlcliError):
-    """matplotlib (the optional ``plot`` extra) is not installed."""
-
-    exit_code = EXIT_USAGE
 
 
 def bottleneck(model) -> tuple[str, tuple, int]:
@@ -61,18 +53,6 @@ def pca_baseline(x_train: np.ndarray, x_eval: np.ndarray, k: int) -> dict:
             "explained_variance_ratio": float(fitted.explained_variance_ratio[:k].sum())}
 
 
-def _require_matplotlib():
-    """matplotlib's Figure class with the Agg backend, or PlotExtraMissing."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise PlotExtraMissing(f"--images needs matplotlib; install it with: {INSTALL_HINT}") \
-            from None
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-    return Figure
-
-
 def check_image_target(path, run) -> pathlib.Path:
     """Refuse (before any work) an existing file, another format, a run that is not an
     autoencoder of images, and a missing matplotlib."""
@@ -88,7 +68,8 @@ def check_image_target(path, run) -> pathlib.Path:
     if len(run.model.input_shape) != 3:
         raise DataError(f"--images needs image inputs (height, width, channels); this model "
                         f"takes {display_shape(run.model.input_shape)}", where=str(run.run_dir))
-    _require_matplotlib()
+    from dlcli.plotting import require_matplotlib
+    require_matplotlib()
     return path
 
 
@@ -105,7 +86,8 @@ def write_image_grid(path, inputs: np.ndarray, outputs: np.ndarray, title: str =
     (both (N, C, H, W) in the raw inputs' units; the first ``columns`` samples). Both rows
     share the inputs' grey-level range, so a faint reconstruction looks faint. The file is
     created exclusively: an existing file is never overwritten."""
-    Figure = _require_matplotlib()
+    from dlcli.plotting import require_matplotlib, save
+    Figure = require_matplotlib()
     path = pathlib.Path(path)
     n = min(columns, len(inputs))
     if n == 0:
@@ -125,14 +107,5 @@ def write_image_grid(path, inputs: np.ndarray, outputs: np.ndarray, title: str =
         axes[r][0].set_ylabel(label, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    try:
-        with open(path, "xb") as handle:
-            handle.write(buffer.getvalue())
-    except FileExistsError:
-        raise DataError("already exists; dlcli does not overwrite files", where=str(path)) \
-            from None
-    except OSError as exc:
-        raise DataError(f"cannot write the image: {exc.strerror}", where=str(path)) from None
+    save(fig, path)
     return path
