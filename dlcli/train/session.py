@@ -359,6 +359,7 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
                 raise DataError(f"optimizer state does not fit: {exc}", where=str(path)) from None
             trainer.load_state_dict(parts["trainer"])
             monitor.load_state_dict(parts["trainer"])
+            _check_same_normalizer(parts["normalizer"], splits.normalizer.state(), path)
             rows, torn = read_metrics(run_dir / "metrics.jsonl")
             warnings += torn
             # Rows after the checkpoint are replayed by the resumed run: keep one copy.
@@ -426,6 +427,17 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
     summary["warnings"] = warnings
     summary["history"] = history
     return summary
+
+
+def _check_same_normalizer(stored: dict, current: dict, path) -> None:
+    """A resumed run must see the inputs normalized exactly as before: the data it re-reads
+    must give the statistics stored with the checkpoint."""
+    same = stored.keys() == current.keys() and all(
+        np.array_equal(np.asarray(stored[k]), np.asarray(current[k])) for k in current)
+    if not same:
+        raise DataError("the training data's normalization statistics differ from those "
+                        "stored with the run: the data file changed since the run started",
+                        where=str(path))
 
 
 def _write_summary(run_dir, config, model, task, trainer, monitor, started, status, stopper):

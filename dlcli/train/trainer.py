@@ -142,7 +142,8 @@ class Trainer:
                     logits = self.model.forward(xb, training=True, logits=True)
                     loss = self.loss.forward(logits, yb)
                     if not math.isfinite(loss):
-                        raise self._diverged(epoch, b + 1, f"the loss became {loss}")
+                        raise self._diverged(epoch, b + 1, f"the loss became {loss}"
+                                             + self._first_nonfinite(xb))
                     self.model.backward(self.loss.backward())
                     self._check_gradients(params, epoch, b + 1)
                     if self.clip_norm is not None or self.clip_value is not None:
@@ -184,6 +185,19 @@ class Trainer:
             if not np.isfinite(np.add.reduce(grad, axis=None)):
                 if not np.all(np.isfinite(grad)):
                     raise self._diverged(epoch, step, f"the gradient of {key} became non-finite")
+
+    def _first_nonfinite(self, x) -> str:
+        """Where the non-finite values start: a parameter, or the first layer output."""
+        for key, param, _ in self.model.parameters():
+            if not np.all(np.isfinite(param)):
+                return f" (parameter {key} is non-finite)"
+        for layer in self.model.layers:
+            x = layer.forward(x, training=False)
+            if layer.activation is not None:
+                x = layer.activation.forward(x, training=False)
+            if not np.all(np.isfinite(x)):
+                return f" (first non-finite values in the output of layer {layer.name})"
+        return ""
 
     def _diverged(self, epoch, step, what) -> TrainingError:
         return TrainingError(

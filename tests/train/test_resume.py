@@ -157,3 +157,37 @@ def test_resume_falls_back_to_the_previous_checkpoint_when_last_is_damaged(tmp_p
     path, parts, warnings = ckpt.load_latest(run_dir / "checkpoints")
     assert path.name == "previous.npz" and int(parts["trainer"]["epoch"]) == 1
     assert "SHA-256 differs" in warnings[0]
+
+
+def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path):
+    from dlcli.errors import DataError
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data.npz"
+    np.savez(data, x=rng.normal(size=(60, 2)), y=rng.integers(0, 2, 60))
+    config = json.loads(json.dumps(CONFIG))
+    config["data"] = {"source": str(data)}
+    config["training"]["epochs"] = 1
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run_dir = tmp_path / "run"
+    session.train(load_config(path), run_dir=run_dir)
+    np.savez(data, x=rng.normal(size=(60, 2)) * 3, y=rng.integers(0, 2, 60))
+    resumed, _ = session.open_resume(run_dir, None, ["training.epochs=2"], True)
+    with pytest.raises(DataError, match="data file changed"):
+        session.train(resumed, run_dir=run_dir, resume=True)
+
+
+def test_init_from_starts_from_a_checkpoints_weights(tmp_path):
+    """model.init_from: a warm start takes the weights, not the optimizer or counters."""
+    first = tmp_path / "first"
+    session.train(load_config(write_config(tmp_path, epochs=1)), run_dir=first)
+    weights = final_state(first)[0]
+    config = load_config(write_config(tmp_path, epochs=1, optimizer={"type": "sgd", "lr": 0.0}),
+                         [f"model.init_from={first / 'checkpoints' / 'last.npz'}"])
+    second = tmp_path / "second"
+    session.train(config, run_dir=second)
+    after = final_state(second)[0]
+    for key in weights:  # lr 0: the warm-started weights come through unchanged
+        assert np.array_equal(after[key], weights[key]), key
+    assert int(ckpt.load(second / "checkpoints" / "last.npz")["trainer"]["epoch"]) == 1
