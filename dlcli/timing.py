@@ -1,0 +1,266 @@
+"""``dlcli time``: where the time of one training step goes, per layer and per phase.
+
+The step timed is the trainer's (``dlcli.train.trainer.Trainer.fit``): gather a batch
+with ``np.take`` into reused buffers, zero the gradients, forward to the logits, loss,
+backward, the non-finite gradient check, clipping (when configured), the optimizer step
+and the batch metrics. Each op (a layer, or a layer's ``activation``) is instrumented by
+wrapping its ``forward``/``backward`` on the instance with a timer; the layers
+themselves contain no timing code, and the model's own ``forward``/``backward`` run
+unchanged.
+
+Figures are means over ``batches`` steps after ``warmup`` untimed ones (the first steps
+allocate buffers and optimizer state). Throughput in GFLOP/s uses the usual estimate of
+2·mult_adds FLOPs per sample for the forward pass and twice that again for the backward
+(gradients with respect to the input and to the weights): 2·mult_adds·3 per sample. Layers
+without multiply-adds (activations, pooling, the loss) count nothing, so this is the rate
+of the matrix work, measured against the whole step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+FLOP_ESTIMATE = ("2·mult_adds·3 FLOPs per sample (forward 2·mult_adds; backward ≈ 2× "
+                 "forward: input and weight gradients)")
+
+
+def _timed(fn, slot: list, index: int):
+    """``fn`` wrapped to add its wall time (seconds) to ``slot[index]``."""
+    clock = time.perf_counter
+
+    def wrapper(*args, **kwargs):
+        start = clock()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            slot[index] += clock() - start
+
+    return wrapper
+
+
+def _ops(model):
+    """(op, owning layer, kind) for every op of the model, in forward order."""
+    for layer in model.layers:
+        yield layer, layer, "activation" if layer.type_name == "activation" else "layer"
+        if layer.activation is not None:
+            yield layer.activation, layer, "activation"
+
+
+def blas_info() -> dict:
+    """BLAS library, kernel and thread count (from threadpoolctl when installed)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return {"library": _numpy_blas_name(), "kernel": None, "threads": None}
+    for pool in threadpool_info():
+        if pool.get("user_api") == "blas":
+            return {"library": f"{pool.get('internal_api')} {pool.get('version')}",
+                    "kernel": pool.get("architecture"), "threads": pool.get("num_threads")}
+    return {"library": _numpy_blas_name(), "kernel": None, "threads": None}
+
+
+def _numpy_blas_name() -> str | None:
+    try:
+        config = np.show_config(mode="dicts")
+        blas = config["Build Dependencies"]["blas"]
+        return f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # noqa: BLE001 - informational only
+        return None
+
+
+def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = None) -> dict:
+    """Time ``batches`` training steps of ``config``'s model on its training data.
+
+    Returns a JSON-ready dict: ``rows`` (one per layer, activation and step phase, each
+    with ``forward_ms``, ``backward_ms``, ``total_ms`` per batch and ``share`` of the
+    step), ``step_ms``, ``samples_per_s``, ``gflops`` and the figures they come from.
+    """
+    from dlcli.registry import OPTIMIZERS
+    from dlcli.train.metrics import batch_metrics
+    from dlcli.train.session import prepare, targets
+    from dlcli.train.trainer import Trainer, clip_gradients
+
+    if batches < 1:
+        raise ValueError("batches must be >= 1")
+    seed = config["seed"] if seed is None else seed
+    prep = prepare(config, seed)
+    model, loss, task, splits = prep.model, prep.loss, prep.task, prep.splits
+    model.build(np.random.default_rng([seed, 0]))
+    rng = np.random.default_rng([seed, 1])
+    model.set_rng(rng)
+    training = config["training"]
+    opt_cfg = dict(training["optimizer"])
+    optimizer = OPTIMIZERS.get(opt_cfg.pop("type"))(**opt_cfg)
+    dtype = model.dtype
+    x = splits.x_train.astype(dtype, copy=False)
+    y = targets(splits, task, dtype)[0]
+    n = len(x)
+    batch = n if training["batch_size"] == "full" else min(int(training["batch_size"]), n)
+    clip_norm, clip_value = training["clip_norm"], training["clip_value"]
+    trainer = Trainer(model, loss, optimizer, task=task, batch_size=batch, epochs=1, rng=rng,
+                      clip_norm=clip_norm, clip_value=clip_value)
+
+    # ---- instrument every op ------------------------------------------------------
+    shapes = {layer.name: (in_shape, out_shape) for layer, in_shape, out_shape in model.shapes()}
+    ops = list(_ops(model))
+    fused = model.output_activation() if model.fused_output else None
+    op_times = []
+    for op, _, _ in ops:
+        slot = [0.0, 0.0]
+        op_times.append(slot)
+        op.forward = _timed(op.forward, slot, 0)
+        op.backward = _timed(op.backward, slot, 1)
+
+    phases = ("data", "zero_grad", "loss_forward", "loss_backward", "gradient_check",
+              "clipping", "optimizer", "metrics", "step")
+    clock = time.perf_counter
+    params = model.parameters()
+    grads = [g for _, _, g in params]
+    x_buf = np.empty((batch,) + x.shape[1:], dtype=x.dtype)
+    y_buf = np.empty((batch,) + y.shape[1:], dtype=y.dtype)
+    order = rng.permutation(n)
+    per_epoch = math.ceil(n / batch)
+
+    def run(steps: int) -> dict:
+        totals = dict.fromkeys(phases, 0.0)
+        for s in range(steps):
+            b = s % per_epoch
+            t0 = clock()
+            index = order[b * batch:(b + 1) * batch]
+            m = len(index)
+            xb = np.take(x, index, axis=0, out=x_buf[:m])
+            yb = np.take(y, index, axis=0, out=y_buf[:m])
+            t1 = clock()
+            model.zero_grad()
+            t2 = clock()
+            logits = model.forward(xb, training=True, logits=True)
+            t3 = clock()
+            value = loss.forward(logits, yb)
+            t4 = clock()
+            dy = loss.backward()
+            t5 = clock()
+            model.backward(dy)
+            t6 = clock()
+            trainer._check_gradients(params, 1, s + 1)
+            t7 = clock()
+            if clip_norm is not None or clip_value is not None:
+                clip_gradients(grads, clip_norm, clip_value)
+            t8 = clock()
+            optimizer.step(params)
+            t9 = clock()
+            batch_metrics(task, loss.output(logits), yb)
+            t10 = clock()
+            if not math.isfinite(value):
+                raise trainer._diverged(1, s + 1, f"the loss became {value}")
+            for key, dt in zip(phases, (t1 - t0, t2 - t1, t4 - t3, t5 - t4, t7 - t6, t8 - t7,
+                                        t9 - t8, t10 - t9, t10 - t0)):
+                totals[key] += dt
+        return totals
+
+    with np.errstate(all="ignore"):
+        run(warmup)
+        for slot in op_times:
+            slot[0] = slot[1] = 0.0
+        totals = run(batches)
+
+    # ---- rows ------------------------------------------------------------------------
+    ms = 1000.0 / batches
+    step_ms = totals["step"] * ms
+    rows = []
+
+    def add(name, kind, type_name, forward, backward, **extra):
+        total = forward + backward
+        rows.append({"name": name, "kind": kind, "type": type_name,
+                     "forward_ms": forward, "backward_ms": backward, "total_ms": total,
+                     "share": total / step_ms if step_ms > 0 else 0.0, **extra})
+
+    add("data", "data", "np.take", totals["data"] * ms, 0.0)
+    add("zero_grad", "step", "zero_grad", totals["zero_grad"] * ms, 0.0)
+    total_mult_adds = 0
+    for (op, owner, kind), (fwd, bwd) in zip(ops, op_times):
+        if kind == "layer":
+            in_shape, out_shape = shapes[op.name]
+            mult_adds = int(op.mult_adds(in_shape))
+            total_mult_adds += mult_adds
+            seconds = fwd + bwd
+            flops = 6.0 * mult_adds * batch * batches
+            add(op.name, "layer", op.type_name, fwd * ms, bwd * ms,
+                output_shape=list(_display(out_shape)), mult_adds=mult_adds,
+                gflops=flops / seconds / 1e9 if seconds > 0 and mult_adds else None)
+        else:
+            name = (op.name if op is owner else f"{owner.name}.{op.activation_name}")
+            extra = {"of": owner.name} if op is not owner else {}
+            if op is fused:
+                extra["fused_into_loss"] = True
+            add(name, "activation", op.activation_name, fwd * ms, bwd * ms, **extra)
+    loss_name = loss.name + (f" (fused {fused.activation_name})" if fused is not None else "")
+    add("loss", "loss", loss_name, totals["loss_forward"] * ms, totals["loss_backward"] * ms)
+    add("gradient_check", "step", "non-finite check", totals["gradient_check"] * ms, 0.0)
+    if clip_norm is not None or clip_value is not None:
+        add("clipping", "step", "clip_gradients", totals["clipping"] * ms, 0.0)
+    add("optimizer", "optimizer", optimizer.type_name, totals["optimizer"] * ms, 0.0)
+    add("metrics", "step", "batch_metrics", totals["metrics"] * ms, 0.0)
+    accounted = sum(r["total_ms"] for r in rows)
+    add("other", "step", "loop overhead", max(step_ms - accounted, 0.0), 0.0)
+
+    flop_per_step = 6.0 * total_mult_adds * batch
+    return {
+        "config": config["name"],
+        "task": task,
+        "dtype": np.dtype(dtype).name,
+        "batch_size": batch,
+        "batches": batches,
+        "warmup": warmup,
+        "train_samples": n,
+        "step_ms": step_ms,
+        "forward_ms": sum(r["forward_ms"] for r in rows if r["kind"] in ("layer", "activation")),
+        "backward_ms": sum(r["backward_ms"] for r in rows if r["kind"] in ("layer", "activation")),
+        "samples_per_s": batch / (step_ms / 1000.0) if step_ms > 0 else None,
+        "mult_adds_per_sample": total_mult_adds,
+        "gflop_per_step": flop_per_step / 1e9,
+        "gflops": flop_per_step / (step_ms / 1000.0) / 1e9 if step_ms > 0 else None,
+        "flop_estimate": FLOP_ESTIMATE,
+        "blas": blas_info(),
+        "rows": rows,
+    }
+
+
+def _display(shape):
+    from dlcli.nn.layers.base import display_shape
+    return display_shape(tuple(shape))
+
+
+def print_timing(console, result: dict) -> None:
+    """The ``dlcli time`` table."""
+    from rich.table import Table
+
+    table = Table(title=f"{result['config']}: {result['batches']} training steps of batch "
+                        f"{result['batch_size']} ({result['dtype']}), after "
+                        f"{result['warmup']} warm-up steps")
+    for col, justify in (("op", "left"), ("type", "left"), ("forward ms", "right"),
+                         ("backward ms", "right"), ("total ms", "right"), ("share", "right"),
+                         ("GFLOP/s", "right")):
+        table.add_column(col, justify=justify)
+    for row in result["rows"]:
+        name = row["name"] if row["kind"] != "activation" or "of" not in row \
+            else f"  {row['name']}"
+        gflops = row.get("gflops")
+        table.add_row(name, row["type"] + (" (in loss)" if row.get("fused_into_loss") else ""),
+                      f"{row['forward_ms']:.3f}", f"{row['backward_ms']:.3f}" if
+                      row["backward_ms"] else "", f"{row['total_ms']:.3f}",
+                      f"{row['share']:.1%}", f"{gflops:.1f}" if gflops else "")
+    table.add_row("step", "", f"{result['forward_ms']:.3f}", f"{result['backward_ms']:.3f}",
+                  f"{result['step_ms']:.3f}", "100.0%",
+                  f"{result['gflops']:.1f}" if result["gflops"] else "", style="bold")
+    console.print(table)
+    blas = result["blas"]
+    threads = f", {blas['threads']} threads" if blas.get("threads") else ""
+    kernel = f" ({blas['kernel']})" if blas.get("kernel") else ""
+    console.print(
+        f"{result['samples_per_s']:.0f} samples/s; {result['gflops']:.2f} GFLOP/s over the "
+        f"whole step ({result['gflop_per_step']:.4f} GFLOP per step, estimated as "
+        f"{result['flop_estimate']}); BLAS {blas['library']}{kernel}{threads}",
+        markup=False, soft_wrap=True)

@@ -1,0 +1,106 @@
+"""``dlcli time``: the structure of the report (never its figures: tests do not assert on time)."""
+
+import io
+import json
+import pathlib
+
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+from dlcli.cli import cli
+from dlcli.config import load_config
+from dlcli.timing import print_timing, time_config
+from tests.helpers.configs import moons_mlp, with_changes, write_config
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+ROW_KEYS = {"name", "kind", "type", "forward_ms", "backward_ms", "total_ms", "share"}
+TOP_KEYS = {"config", "batch_size", "batches", "warmup", "step_ms", "samples_per_s",
+            "gflops", "gflop_per_step", "mult_adds_per_sample", "flop_estimate", "blas",
+            "rows", "forward_ms", "backward_ms", "dtype"}
+
+
+def _small_cnn() -> dict:
+    return with_changes(moons_mlp(), data={
+        "source": "synthetic:images",
+        "params": {"n_samples": 40, "n_classes": 3, "height": 8, "width": 8, "channels": 2}},
+        model={"layers": [
+            {"type": "conv2d", "name": "conv", "filters": 4, "kernel_size": 3,
+             "activation": "relu"},
+            {"type": "maxpool2d", "name": "pool", "pool_size": 2},
+            {"type": "dropout", "rate": 0.2},
+            {"type": "dense", "name": "out", "units": 3, "activation": "softmax",
+             "flatten_input": True}],
+            "loss": "categorical_crossentropy"})
+
+
+@pytest.fixture
+def cnn_config(tmp_path):
+    return write_config(tmp_path / "cnn.yaml", _small_cnn())
+
+
+def test_rows_for_every_layer_activation_and_phase(cnn_config):
+    result = time_config(load_config(cnn_config), batches=3, warmup=1)
+    assert TOP_KEYS <= result.keys()
+    assert result["batches"] == 3 and result["warmup"] == 1
+    rows = result["rows"]
+    for row in rows:
+        assert ROW_KEYS <= row.keys()
+        assert row["total_ms"] == pytest.approx(row["forward_ms"] + row["backward_ms"])
+        assert row["total_ms"] >= 0 and 0 <= row["share"]
+    names = [r["name"] for r in rows]
+    assert [r["name"] for r in rows if r["kind"] == "layer"] == ["conv", "pool", "dropout1", "out"]
+    assert "conv.relu" in names and "out.softmax" in names
+    fused = rows[names.index("out.softmax")]
+    assert fused["fused_into_loss"] and fused["total_ms"] == 0
+    for phase in ("data", "zero_grad", "loss", "gradient_check", "optimizer", "metrics", "other"):
+        assert phase in names
+    conv = rows[names.index("conv")]
+    assert conv["mult_adds"] == 6 * 6 * 4 * 2 * 9 and conv["output_shape"] == [6, 6, 4]
+    assert result["mult_adds_per_sample"] == sum(r.get("mult_adds", 0) for r in rows)
+    # The rows account for the whole step ("other" takes the rest).
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0, abs=1e-6)
+    assert "2·mult_adds·3" in result["flop_estimate"]
+
+
+def test_clipping_row_only_when_configured(tmp_path):
+    path = write_config(tmp_path / "c.yaml", moons_mlp(clip_norm=1.0))
+    names = [r["name"] for r in time_config(load_config(path), batches=2)["rows"]]
+    assert "clipping" in names
+    path = write_config(tmp_path / "d.yaml", moons_mlp())
+    names = [r["name"] for r in time_config(load_config(path), batches=2)["rows"]]
+    assert "clipping" not in names
+
+
+def test_cli_json_parses(cnn_config):
+    out = CliRunner().invoke(cli, ["time", str(cnn_config), "--batches", "2", "--json",
+                                   "--set", "training.batch_size=8"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.output)
+    assert result["batch_size"] == 8 and result["batches"] == 2
+    assert {r["name"] for r in result["rows"]} >= {"conv", "pool", "out", "optimizer"}
+
+
+def test_cli_table(cnn_config):
+    out = CliRunner().invoke(cli, ["time", str(cnn_config), "--batches", "1"])
+    assert out.exit_code == 0, out.output
+    for word in ("conv", "pool", "optimizer", "samples/s", "GFLOP/s"):
+        assert word in out.output
+
+
+def test_print_timing_to_injected_console(cnn_config):
+    buffer = io.StringIO()
+    print_timing(Console(file=buffer, width=120), time_config(load_config(cnn_config), batches=1))
+    assert "conv.relu" in buffer.getvalue()
+
+
+def test_bad_batches_is_a_usage_error(cnn_config):
+    out = CliRunner().invoke(cli, ["time", str(cnn_config), "--batches", "0"])
+    assert out.exit_code == 2
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))
+def test_every_shipped_config(name):
+    result = time_config(load_config(REPO / "configs" / name), batches=1, warmup=1)
+    layers = [r for r in result["rows"] if r["kind"] == "layer"]
+    assert len(layers) == len(load_config(REPO / "configs" / name)["model"]["layers"])
