@@ -37,6 +37,11 @@ def print_train_summary(console, summary: dict) -> None:
     if summary.get("best_epoch"):
         console.print(f"best {summary['monitor']} {_fmt(summary['best'])} at epoch "
                       f"{summary['best_epoch']} (checkpoints/best.npz)", markup=False)
+    losses = [row.get("loss") for row in summary.get("history", [])]
+    if len(losses) > 1:
+        from dlcli.runs import sparkline
+        console.print(f"loss per epoch {sparkline(losses, width=40)}  "
+                      f"{_fmt(losses[0])} -> {_fmt(losses[-1])}", markup=False)
     console.print(f"run written to {summary['run_dir']}", markup=False)
     console.print(f"evaluate it with: dlcli eval {summary['run_dir']}", markup=False)
 

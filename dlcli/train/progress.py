@@ -32,15 +32,17 @@ class Progress(Callback):
                                        TextColumn, TimeElapsedColumn)
             self._progress = Bar(TextColumn("epoch {task.fields[epoch]}"), BarColumn(),
                                  MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+                                 TextColumn("lr {task.fields[lr]}"),
                                  TimeElapsedColumn(), console=self.console, transient=True)
             self._progress.start()
             self._task = self._progress.add_task("train", total=trainer.batches_per_epoch,
-                                                 epoch="", loss="-")
+                                                 epoch="", loss="-", lr="-")
 
     def on_epoch_begin(self, trainer, epoch):
         if self._progress is not None:
             self._progress.reset(self._task, total=trainer.batches_per_epoch,
-                                 epoch=f"{epoch}/{trainer.epochs}", loss="-")
+                                 epoch=f"{epoch}/{trainer.epochs}", loss="-",
+                                 lr=f"{trainer.optimizer.lr:.3g}")
 
     def on_batch_end(self, trainer, batch, logs):
         if self._progress is not None:
@@ -52,7 +54,7 @@ class Progress(Callback):
         width = len(str(trainer.epochs))
         mark = " *" if logs.get("best") else ""
         line = (f"epoch {epoch:>{width}}/{trainer.epochs}  {format_logs(logs)}"
-                f"  ({logs['time']:.2f}s){mark}")
+                f"  lr {logs['lr']:.3g}  ({logs['time']:.2f}s){mark}")
         self.console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     def _stop(self):
