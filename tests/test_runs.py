@@ -281,3 +281,28 @@ def test_training_output_without_a_terminal_has_no_bar(tmp_path):
     assert "\x1b" not in out and "━" not in out.split("epoch 2/2")[0]
     assert [line.split()[1] for line in out.splitlines()
             if line.startswith("epoch ")] == ["1/2", "2/2"]
+
+
+def test_train_output_ends_with_location_eval_command_and_loss_sparkline(tmp_path):
+    from click.testing import CliRunner
+
+    from dlcli.cli import cli
+    from dlcli.runs import SPARK_BARS
+
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", str(REPO / "configs" / "xor_mlp.yaml"),
+                                      "--run-dir", str(run_dir),
+                                      "--set", "training.epochs=4"])
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    epoch_lines = [l for l in lines if l.startswith("epoch ")]
+    assert len(epoch_lines) == 4 and all(" lr 0.01 " in l for l in epoch_lines)
+    spark = next(l for l in lines if l.startswith("loss per epoch "))
+    bars = spark.split()[3]
+    assert len(bars) == 4 and set(bars) <= set(SPARK_BARS)
+    rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows]
+    assert bars[losses.index(max(losses))] == SPARK_BARS[-1]  # scaled min..max per run
+    assert bars[losses.index(min(losses))] == SPARK_BARS[0]
+    assert f"run written to {run_dir}" in result.stdout
+    assert f"dlcli eval {run_dir}" in result.stdout
