@@ -42,8 +42,9 @@ def print_train_summary(console, summary: dict) -> None:
         from dlcli.runs import sparkline
         console.print(f"loss per epoch {sparkline(losses, width=40)}  "
                       f"{_fmt(losses[0])} -> {_fmt(losses[-1])}", markup=False)
-    console.print(f"run written to {summary['run_dir']}", markup=False)
-    console.print(f"evaluate it with: dlcli eval {summary['run_dir']}", markup=False)
+    console.print(f"run written to {summary['run_dir']}", markup=False, soft_wrap=True)
+    console.print(f"evaluate it with: dlcli eval {summary['run_dir']}", markup=False,
+                  soft_wrap=True)
 
 
 def print_eval(console, result: dict) -> None:
