@@ -74,6 +74,17 @@ def save(fig, path) -> pathlib.Path:
     return path
 
 
+def _panel_grid(Figure, count: int, row_height: float):
+    """A figure with ``count`` panels, two per row; spare panels hidden."""
+    cols = min(2, count)
+    rows = math.ceil(count / cols)
+    fig = Figure(figsize=(6 * cols, row_height * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
 # ---- learning curves --------------------------------------------------------------------
 def available_metrics(runs: list[Run]) -> list[str]:
     """Base metric names (``loss``, ``accuracy``...) found in the runs' histories, loss first."""
@@ -117,12 +128,7 @@ def curves_figure(runs: list[Run], metrics: list[str] | None = None):
     if not metrics:
         raise DataError("the runs have no metrics yet (empty metrics.jsonl)",
                         where=str(runs[0].path))
-    cols = min(2, len(metrics))
-    rows = math.ceil(len(metrics) / cols)
-    fig = Figure(figsize=(6 * cols, 3.8 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax in axes[len(metrics):]:
-        ax.set_visible(False)
+    fig, axes = _panel_grid(Figure, len(metrics), 3.8)
     for ax, name in zip(axes, metrics):
         keys = [name] if name.startswith("val_") or name == "lr" else [name, f"val_{name}"]
         for i, run in enumerate(runs):
@@ -342,12 +348,7 @@ def diagnostics_figure(rows: list[dict], title: str = ""):
     panels = [p for p in DIAGNOSTIC_PANELS if p[0] in series]
     if not panels:
         raise DataError("diagnostics.jsonl holds no values")
-    cols = min(2, len(panels))
-    nrows = math.ceil(len(panels) / cols)
-    fig = Figure(figsize=(6 * cols, 3.6 * nrows), layout="constrained")
-    axes = fig.subplots(nrows, cols, squeeze=False).ravel()
-    for ax in axes[len(panels):]:
-        ax.set_visible(False)
+    fig, axes = _panel_grid(Figure, len(panels), 3.6)
     layer_colours: dict[str, str] = {}
     for ax, (key, label, log) in zip(axes, panels):
         for layer, (xs, ys) in series[key].items():

@@ -49,6 +49,15 @@ def _construct_mapping(loader, node, deep=False):
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def _parse(text: str):
+    """One document through ``_Loader`` (a SafeLoader: no tag can construct a Python object)."""
+    parser = _Loader(text)
+    try:
+        return parser.get_single_data()
+    finally:
+        parser.dispose()
+
+
 def _count_nodes(value, limit: int) -> int:
     """Count values with aliases expanded, stopping as soon as ``limit`` is passed."""
     count, stack = 0, [value]
@@ -70,7 +79,7 @@ def loads(text: str, source: str = "<string>"):
     if len(text) > MAX_BYTES:
         raise ConfigError(f"file is larger than {MAX_BYTES} bytes", file=source)
     try:
-        value = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        value = _parse(text)
     except ConfigError as exc:
         exc.file = source
         raise
