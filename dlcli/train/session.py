@@ -33,10 +33,6 @@ class Prepared:
     warnings: list
 
 
-def _dtype(config):
-    return np.float64 if config["dtype"] == "float64" else np.float32
-
-
 def make_loss(config: Config, model):
     """The config's loss, fused with the model's output activation when the pair allows."""
     loss = LOSSES.get(config["model"]["loss"])()
@@ -99,9 +95,10 @@ def _check_targets(config, splits, task, out_shape):
                               f"has {k} classes; set units: {k}", file=config.source)
     elif task == "reconstruction":
         if tuple(out_shape) != tuple(splits.input_shape):
+            from dlcli.nn.layers.base import display_shape
             raise ConfigError(f"{last}: a reconstruction model must output the input's shape "
-                              f"{tuple(splits.input_shape)}, got {tuple(out_shape)}",
-                              file=config.source)
+                              f"{display_shape(splits.input_shape)}, got "
+                              f"{display_shape(out_shape)}", file=config.source)
     else:
         y = splits.y_train
         k = 1 if y.ndim == 1 else int(np.prod(y.shape[1:]))
