@@ -41,8 +41,7 @@ def find_checkpoint(target, which: str = "best") -> tuple[pathlib.Path, pathlib.
 
 
 def load_run(target, which: str = "best") -> LoadedRun:
-    import yaml
-
+    """Rebuild a run's model from its config.yaml and the weights of one checkpoint."""
     from dlcli.config import loader
     from dlcli.data.prepare import Normalizer
     from dlcli.train.session import prepare

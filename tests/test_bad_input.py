@@ -3,7 +3,6 @@ and the key path (or row), and no traceback. Generated with hypothesis: 300 conf
 data files per run."""
 
 import copy
-import gzip
 import pathlib
 import struct
 import tempfile

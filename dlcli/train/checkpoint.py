@@ -94,7 +94,8 @@ def verify(path) -> dict:
     try:
         manifest = json.loads(manifest_path.read_text())
         expected_sha = manifest["sha256"]
-        expected_arrays = manifest["arrays"]
+        if not isinstance(manifest["arrays"], dict):
+            raise TypeError("arrays is not a mapping")
     except (ValueError, KeyError, TypeError, OSError):
         raise CheckpointError("its manifest is unreadable", where=str(manifest_path)) from None
     if _sha256(path) != expected_sha:

@@ -87,8 +87,8 @@ def _check_targets(config, splits, task, out_shape):
     last = f"model.layers[{len(config['model']['layers']) - 1}]"
     if task == "classification":
         if splits.class_names is None:
-            raise DataError(f"task classification needs class labels, but the targets are "
-                            f"values; set data.labels: class or use another loss", where=src)
+            raise DataError("task classification needs class labels, but the targets are "
+                            "values; set data.labels: class or use another loss", where=src)
         k = len(splits.class_names)
         if tuple(out_shape) != (k,):
             raise ConfigError(f"{last}: the output has shape {tuple(out_shape)} but the data "
