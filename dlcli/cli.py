@@ -13,8 +13,19 @@ SET_HELP = "Override a config key, e.g. --set training.optimizer.lr=0.01 (repeat
 
 
 def _console(quiet=False, stderr=False):
+    import os
+
     from rich.console import Console
-    return Console(stderr=stderr, quiet=quiet, highlight=False)
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # The reader went away (`dlcli train ... | head`): stop printing, keep training;
+            # the run directory still gets every metric and checkpoint.
+            self.quiet = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, (sys.stderr if stderr else sys.stdout).fileno())
+
+    return _Console(stderr=stderr, quiet=quiet, highlight=False)
 
 
 class DlcliGroup(click.Group):
@@ -53,7 +64,9 @@ class DlcliGroup(click.Group):
             if debug:
                 raise
             if isinstance(exc, DlcliError):
-                click.echo(f"error: {exc}", err=True)
+                from dlcli.errors import RunInterrupted
+                prefix = "" if isinstance(exc, RunInterrupted) else "error: "
+                click.echo(f"{prefix}{exc}", err=True)
                 sys.exit(exc.exit_code)
             if isinstance(exc, MemoryError):
                 click.echo("error: out of memory; lower training.batch_size", err=True)
@@ -65,11 +78,21 @@ class DlcliGroup(click.Group):
 
 @click.group(cls=DlcliGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dlcli")
-def cli():
+@click.option("--threads", type=click.IntRange(min=1), metavar="N",
+              help="Threads for NumPy's matrix products (default: the BLAS library's "
+                   "choice). 1 is often faster on a busy machine or for small models.")
+def cli(threads):
     """dlcli: train, evaluate and inspect neural networks described in YAML.
 
     Add --debug anywhere to see a traceback instead of a one-line error.
     """
+    if threads is not None:
+        import os
+        if "numpy" in sys.modules:  # pragma: no cover - only when embedded after an import
+            raise click.UsageError("--threads must be given before NumPy is imported")
+        # Read by the BLAS library when NumPy loads it, which happens after this point.
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = str(threads)
 
 
 @cli.command()
@@ -97,6 +120,9 @@ def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, qui
     if resume_dir is not None:
         if run_dir is not None:
             raise click.UsageError("--run-dir and --resume cannot be used together")
+        if seed is not None:  # a new seed redraws splits and order: a change like any other
+            overrides = (*overrides, f"seed={seed}")
+            seed = None
         cfg = load_config(config, overrides) if config else None
         cfg, differences = open_resume(resume_dir, cfg, overrides if not config else (),
                                        allow_config_change)
@@ -253,6 +279,7 @@ def time_(config, overrides, batches, warmup, as_json):
         print_timing(_console(), result)
 
 
+# runs.STATUSES, spelled out so that --help need not import dlcli.runs (a test holds them equal)
 RUN_STATUSES = ("running", "finished", "interrupted", "failed", "diverged")
 
 

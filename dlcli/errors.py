@@ -61,9 +61,14 @@ class ShapeError(ConfigError):
 
 
 class TrainingError(DlcliError):
-    """Training failed at run time (non-finite loss, disk full)."""
+    """Training failed at run time (non-finite loss, disk full). ``status`` is what the
+    run's summary records: ``diverged`` or ``failed``."""
 
     exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, *, where: str | None = None, status: str = "failed"):
+        super().__init__(message, where=where)
+        self.status = status
 
 
 class RunInterrupted(DlcliError):

@@ -21,6 +21,7 @@ class LoadedRun:
     task: str
     normalizer: object
     class_names: list | None
+    feature_names: list | None = None  # CSV feature columns, in training order
 
 
 def find_checkpoint(target, which: str = "best") -> tuple[pathlib.Path, pathlib.Path]:
@@ -34,6 +35,9 @@ def find_checkpoint(target, which: str = "best") -> tuple[pathlib.Path, pathlib.
                                       where=str(target))
             raise CheckpointError(f"the run has no {which} checkpoint", where=str(path))
         return target, path
+    if target.is_file() and target.suffix == ".json" and target.with_suffix(".npz").is_file():
+        raise CheckpointError(f"is a checkpoint's manifest; give the checkpoint "
+                              f"{target.with_suffix('.npz').name} beside it", where=str(target))
     if target.is_file():
         run_dir = target.parent.parent if target.parent.name == "checkpoints" else target.parent
         return run_dir, target
@@ -65,8 +69,18 @@ def load_run(target, which: str = "best") -> LoadedRun:
     normalizer = Normalizer.from_state(parts["normalizer"])
     classes = run_dir / "classes.json"
     class_names = json.loads(classes.read_text()) if classes.is_file() else None
+    features = run_dir / "features.json"
+    feature_names = json.loads(features.read_text()) if features.is_file() else None
     return LoadedRun(run_dir, path, config, model, prep.loss, raw.get("task", prep.task),
-                     normalizer, class_names)
+                     normalizer, class_names, feature_names)
+
+
+def _check_input_shape(run, shape, where) -> None:
+    expected = tuple(run.model.input_shape)
+    if tuple(shape) != expected:
+        from dlcli.nn.layers.base import display_shape
+        raise DataError(f"inputs have shape {display_shape(tuple(shape))} per sample; "
+                        f"the model takes {display_shape(expected)}", where=str(where))
 
 
 def evaluate_run(run: LoadedRun, split: str = "test", data_source: str | None = None,
@@ -91,9 +105,12 @@ def evaluate_run(run: LoadedRun, split: str = "test", data_source: str | None = 
         spec["source"] = str(pathlib.Path(data_source).resolve())
     # Raw inputs, then the normalizer stored with the run (fitted on its training split).
     spec["normalize"] = "none"
+    classes = run.class_names if run.task == "classification" else None
     splits = prepare_data(spec, run.config.base_dir, run.config["seed"],
-                          targets=not reconstruction)
-    ys = dict(zip(("train", "val", "test"), targets(splits, run.task, run.model.dtype)))
+                          targets=not reconstruction, classes=classes)
+    _check_input_shape(run, splits.input_shape, spec["source"])
+    ys = dict(zip(("train", "val", "test"),
+                  targets(splits, run.task, run.model.dtype, run.loss)))
     x = run.normalizer.apply(getattr(splits, f"x_{split}")).astype(run.model.dtype)
     y = ys[split]
     if run.task == "reconstruction":
@@ -137,12 +154,10 @@ def predict_file(run: LoadedRun, input_path, batch_size: int = 1024, layer: str 
     from dlcli.train.metrics import predict
 
     spec = run.config["data"]
-    x = load_inputs(input_path, spec, pathlib.Path.cwd())
-    expected = tuple(run.model.input_shape)
-    if tuple(x.shape[1:]) != expected:
-        from dlcli.nn.layers.base import display_shape
-        raise DataError(f"inputs have shape {display_shape(tuple(x.shape[1:]))} per sample; "
-                        f"the model takes {display_shape(expected)}", where=str(input_path))
+    x = load_inputs(input_path, spec, pathlib.Path.cwd(), feature_names=run.feature_names)
+    _check_input_shape(run, x.shape[1:], input_path)
+    if len(x) == 0:
+        raise DataError("holds no samples", where=str(input_path))
     x = run.normalizer.apply(x).astype(run.model.dtype)
     if layer is not None:
         check_layer_name(run.model, layer)

@@ -17,7 +17,7 @@ import numpy as np
 from dlcli.errors import CheckpointError, DataError, DlcliError, EXIT_USAGE
 from dlcli.runs import NOT_METRICS, Run, read_config, read_jsonl
 
-INSTALL_HINT = "pip install 'dlcli[plot]'"
+INSTALL_HINT = "pip install 'dlcli[plot]' (from a checkout: pip install '.[plot]')"
 MAX_TILES = 64
 
 

@@ -10,7 +10,9 @@ from dlcli.summary import human_bytes
 
 def _fmt(value) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}" if math.isfinite(value) else str(value)
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.3g}"
     return str(value)
 
 
@@ -23,8 +25,9 @@ def print_train_summary(console, summary: dict) -> None:
     from rich.table import Table
 
     stopped = " (stopped early)" if summary.get("stopped_early") else ""
+    epochs = summary["epochs_done"]
     console.print(f"{summary['name']}: {summary['status']}{stopped} after "
-                  f"{summary['epochs_done']} epochs in {summary['wall_time_s']:.1f}s",
+                  f"{epochs} epoch{'' if epochs == 1 else 's'} in {summary['wall_time_s']:.1f}s",
                   markup=False, soft_wrap=True)
     table = Table()
     table.add_column("metric")
@@ -120,6 +123,9 @@ def print_shapes(console, report: dict) -> None:
 def print_gradcheck(console, result: dict) -> None:
     from rich.table import Table
 
+    if not result.get("applicable", True):
+        console.print(f"not applicable: {result['reason']}", markup=False, soft_wrap=True)
+        return
     table = Table(title=f"gradient check: {result['samples']} samples, loss {result['loss']}, "
                         f"tolerance {result['tolerance']:g}")
     for col in ("parameter", "shape", "checked", "max abs error", "relative error", "ok"):

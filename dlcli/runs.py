@@ -11,11 +11,13 @@ missing or damaged files: a run killed mid-write leaves a torn last line in
 import datetime
 import json
 import math
-import os
 import pathlib
 import re
 import time
 from dataclasses import dataclass, field
+
+from dlcli.config.resolve import flatten_keys
+from dlcli.train.io import pid_alive
 
 STATUSES = ("running", "finished", "interrupted", "failed", "diverged")
 SPARK_BARS = "▁▂▃▄▅▆▇█"
@@ -125,23 +127,6 @@ def read_config(path) -> tuple[dict | None, list[str]]:
     return data, []
 
 
-def pid_alive(pid) -> bool:
-    """True when a process with this id exists (signal 0 probes without signalling)."""
-    try:
-        pid = int(pid)
-    except (TypeError, ValueError):
-        return False
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, owned by someone else
-        return True
-    except OSError:
-        return False
-    return True
 
 
 def lock_pid(run_dir: pathlib.Path):
@@ -330,34 +315,13 @@ def sparkline(values, width: int = 16) -> str:
     return "".join(out)
 
 
-def flatten(value, prefix: str = "") -> dict:
-    """``{"training.optimizer.lr": 0.001, "model.layers[1].units": 128, ...}``.
-
-    Mappings become dotted keys and lists of mappings indexed keys; other lists are leaves.
-    """
-    out = {}
-    if isinstance(value, dict):
-        if not value and prefix:
-            out[prefix] = {}
-        for key, item in value.items():
-            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-    elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
-        if not value:
-            out[prefix] = []
-        for i, item in enumerate(value):
-            out.update(flatten(item, f"{prefix}[{i}]"))
-    else:
-        out[prefix] = value
-    return out
-
-
 MISSING = object()
 
 
 def config_differences(runs: list[Run]) -> dict[str, list]:
     """Flattened config keys whose values are not the same in every run (MISSING marks a
     key a run lacks), in first-seen order."""
-    flat = [flatten(r.config or {}) for r in runs]
+    flat = [flatten_keys(r.config or {}) for r in runs]
     keys: list[str] = []
     seen = set()
     for f in flat:

@@ -96,7 +96,7 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
     optimizer = OPTIMIZERS.get(opt_cfg.pop("type"))(**opt_cfg)
     dtype = model.dtype
     x = splits.x_train.astype(dtype, copy=False)
-    y = targets(splits, task, dtype)[0]
+    y = targets(splits, task, dtype, prep.loss)[0]
     n = len(x)
     batch = n if training["batch_size"] == "full" else min(int(training["batch_size"]), n)
     clip_norm, clip_value = training["clip_norm"], training["clip_value"]

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from dlcli.cli import cli
-from dlcli.runs import (find_runs, flatten, load, read_jsonl, run_status, sparkline,
+from dlcli.runs import (find_runs, flatten_keys as flatten, load, read_jsonl, run_status, sparkline,
                         SPARK_BARS)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -306,3 +306,9 @@ def test_train_output_ends_with_location_eval_command_and_loss_sparkline(tmp_pat
     assert bars[losses.index(min(losses))] == SPARK_BARS[0]
     assert f"run written to {run_dir}" in result.stdout
     assert f"dlcli eval {run_dir}" in result.stdout
+
+
+def test_the_cli_status_filter_knows_every_status():
+    from dlcli import cli, runs
+
+    assert cli.RUN_STATUSES == runs.STATUSES

@@ -88,6 +88,29 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+def flatten_keys(value, prefix: str = "") -> dict:
+    """``{"training.optimizer.lr": 0.001, "model.layers[1].units": 128, ...}``.
+
+    Mappings become dotted keys and lists of mappings indexed keys; other lists are leaves.
+    """
+    out = {}
+    if isinstance(value, dict):
+        if not value and prefix:
+            out[prefix] = {}
+        for key, item in value.items():
+            out.update(flatten_keys(item, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        if not value:
+            out[prefix] = []
+        for i, item in enumerate(value):
+            out.update(flatten_keys(item, f"{prefix}[{i}]"))
+    else:
+        out[prefix] = value
+    return out
+
+
+
+
 def format_path(parts) -> str:
     text = ""
     for part in parts:

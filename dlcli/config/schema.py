@@ -12,7 +12,10 @@ REQUIRED = object()
 TASKS = ("auto", "classification", "binary", "multilabel", "regression", "reconstruction")
 
 TOP = {
-    "name": (r.string, None),  # None: the config file's stem
+    "name": (r.Rule("a name of letters, digits, '.', '_' or '-' (it names the run directory)",
+                    lambda v: v if isinstance(v, str) and v and v not in (".", "..")
+                    and all(c.isalnum() or c in "._-" for c in v) else r._FAIL),
+             None),  # None: the config file's stem
     "seed": (r.nonnegative_int, 0),
     "task": (r.choice(*TASKS), "auto"),
     "dtype": (r.choice("float32", "float64"), "float32"),

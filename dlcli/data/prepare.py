@@ -141,12 +141,14 @@ class Splits:
         return self.y_train.shape[1:]
 
 
-def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = True) -> Splits:
+def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = True,
+            classes: list[str] | None = None) -> Splits:
     """Load ``spec['source']``, encode targets, split, and normalize on the training split.
 
     ``targets=False`` (task reconstruction: the target is the input) needs no ``y`` and
     ignores one that is there: every y is then an empty float64 (N, 0) array and
-    ``class_names`` is None.
+    ``class_names`` is None. ``classes`` declares the class names (a trained run's, when
+    scoring other data): a label outside them is a DataError.
 
     Synthetic data come from ``stream_rng(seed, DATA_STREAM)``; the split permutation from
     ``stream_rng(seed, SPLIT_STREAM)``. Test rows: the file's x_test/y_test, else
@@ -172,7 +174,8 @@ def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = Tr
 
     if targets:
         mode = spec.get("labels", "auto")
-        y, y_test, class_names = _encode_targets(y, y_test, raw.get("class_names"), mode, where)
+        declared = classes if classes is not None else raw.get("class_names")
+        y, y_test, class_names = _encode_targets(y, y_test, declared, mode, where)
     else:
         y, class_names = np.zeros((x.shape[0], 0)), None
         y_test = None if x_test is None else np.zeros((x_test.shape[0], 0))

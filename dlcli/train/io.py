@@ -62,3 +62,22 @@ def remove_stale_temporaries(directory) -> list[pathlib.Path]:
                 tmp.unlink()
                 removed.append(tmp)
     return removed
+
+
+def pid_alive(pid) -> bool:
+    """True when a process with this id exists (signal 0 probes without signalling)."""
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True

@@ -26,6 +26,8 @@ def batch_metrics(task: str, output: np.ndarray, target: np.ndarray) -> dict[str
     """Sums (not means) of the per-sample metrics of one batch, so epochs can weight them."""
     n = len(output)
     if task == "classification":
+        if target.ndim == 2:  # one-hot rows (a loss other than categorical cross-entropy)
+            target = np.argmax(target, axis=1)
         return {"accuracy": float(np.sum(np.argmax(output, axis=1) == target))}
     if task == "binary":
         return {"accuracy": float(np.sum((output.reshape(n, -1)[:, 0] >= 0.5)
@@ -42,6 +44,8 @@ def full_metrics(task: str, output: np.ndarray, target: np.ndarray,
     if n == 0:
         return {}
     if task == "classification":
+        if target.ndim == 2:
+            target = np.argmax(target, axis=1)
         pred = np.argmax(output, axis=1)
         k = n_classes or output.shape[1]
         confusion = np.zeros((k, k), dtype=np.int64)

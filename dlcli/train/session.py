@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import yaml
 
-from dlcli.config.resolve import Config, build_model, infer_task, pairing_warnings, \
-    to_internal_shape
+from dlcli.config.resolve import Config, build_model, flatten_keys, infer_task, \
+    pairing_warnings, to_internal_shape
 from dlcli.errors import ConfigError, DataError, RunInterrupted, TrainingError
 from dlcli.registry import LOSSES, OPTIMIZERS
 from dlcli.train import checkpoint as ckpt
-from dlcli.train.io import write_json, write_text
+from dlcli.train.io import pid_alive, write_json, write_text
 
 
 @dataclass
@@ -103,16 +103,28 @@ def _check_targets(config, splits, task, out_shape):
         y = splits.y_train
         k = 1 if y.ndim == 1 else int(np.prod(y.shape[1:]))
         if tuple(out_shape) != (k,):
+            hint = ""
+            if splits.class_names is not None and config["task"] == "auto":
+                hint = (f" (the loss {config['model']['loss']} implies task {task}; for the "
+                        f"{len(splits.class_names)} class labels set task: classification)")
             raise ConfigError(f"{last}: the output has shape {tuple(out_shape)} but each "
-                              f"target has {k} value(s)", file=config.source)
+                              f"target has {k} value(s){hint}", file=config.source)
 
 
-def targets(splits, task, dtype):
+def targets(splits, task, dtype, loss=None):
+    """Train, validation and test targets in the form ``loss`` takes: class labels for
+    categorical cross-entropy, one-hot rows for any other loss on class labels (notes
+    1.6.2), the inputs themselves for reconstruction."""
+    from dlcli.data.encoding import one_hot
     from dlcli.train.metrics import prepare_targets
     pick = (lambda x, y: x) if task == "reconstruction" else (lambda x, y: y)
-    return [prepare_targets(pick(x, y), task, dtype) for x, y in
-            ((splits.x_train, splits.y_train), (splits.x_val, splits.y_val),
-             (splits.x_test, splits.y_test))]
+    out = [prepare_targets(pick(x, y), task, dtype) for x, y in
+           ((splits.x_train, splits.y_train), (splits.x_val, splits.y_val),
+            (splits.x_test, splits.y_test))]
+    if task == "classification" and loss is not None and loss.name != "categorical_crossentropy":
+        k = len(splits.class_names)
+        out = [one_hot(y, k, dtype=dtype) for y in out]
+    return out
 
 
 def new_run_dir(root: pathlib.Path, name: str) -> pathlib.Path:
@@ -145,20 +157,6 @@ def stored_config(config: Config) -> dict:
     return data
 
 
-def flatten_keys(data, prefix="") -> dict:
-    """{"training.optimizer.lr": 0.01, "model.layers[0].units": 64, ...}."""
-    out = {}
-    if isinstance(data, dict):
-        for key, value in data.items():
-            out.update(flatten_keys(value, f"{prefix}.{key}" if prefix else str(key)))
-    elif isinstance(data, list) and data and all(isinstance(v, (dict, list)) for v in data):
-        for i, value in enumerate(data):
-            out.update(flatten_keys(value, f"{prefix}[{i}]"))
-    else:
-        out[prefix] = data
-    return out
-
-
 # Keys a run fills in itself: not a difference between a config and the run made from it.
 RUN_FILLED = ("task", "model.input_shape")
 
@@ -183,7 +181,7 @@ class RunLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 pid = _read_pid(self.path)
-                if pid is not None and pid != os.getpid() and _alive(pid):
+                if pid is not None and pid != os.getpid() and pid_alive(pid):
                     raise DataError(f"is being written by another dlcli process (pid {pid}); "
                                     "wait for it or stop it first", where=str(self.path.parent))
                 self.taken_over = pid
@@ -206,16 +204,6 @@ def _read_pid(path) -> int | None:
         return int(pathlib.Path(path).read_text().strip() or "x")
     except (OSError, ValueError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager
@@ -260,11 +248,18 @@ def open_resume(run_dir, config: Config | None, overrides, allow_change: bool):
         new = config
     differences = config_differences(stored_raw, stored_config(new))
     if differences and not allow_change:
-        raise ConfigError(f"differs from the run's config.yaml in {len(differences)} key(s): "
-                          + "; ".join(differences[:5])
+        raise ConfigError(f"the config to resume with differs from the run's config.yaml in "
+                          f"{len(differences)} key(s): " + "; ".join(differences[:5])
                           + (" ..." if len(differences) > 5 else "")
                           + "; pass --allow-config-change to resume with it anyway",
-                          file=new.source)
+                          file=str(run_dir))
+    try:
+        status = json.loads((run_dir / "summary.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        status = None
+    if status == "finished" and not differences:
+        raise DataError("the run has already finished; to train it further, resume with "
+                        "--set training.epochs=N --allow-config-change", where=str(run_dir))
     return new, differences
 
 
@@ -302,7 +297,7 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
 
     x_train = splits.x_train.astype(dtype, copy=False)
     x_val = splits.x_val.astype(dtype, copy=False)
-    y_train, y_val, _ = targets(splits, task, dtype)
+    y_train, y_val, _ = targets(splits, task, dtype, loss)
     training = config["training"]
     monitor_name = training["monitor"]
     if monitor_name == "auto":
@@ -368,6 +363,8 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
             (run_dir / "checkpoints").mkdir()
             if splits.class_names is not None:
                 write_json(run_dir / "classes.json", list(splits.class_names))
+            if splits.feature_names is not None:  # predict picks CSV columns by these names
+                write_json(run_dir / "features.json", list(splits.feature_names))
         # The config the run continues with (on resume, possibly changed by the user).
         from dlcli.nn.layers.base import display_shape
         resolved = stored_config(config)
@@ -404,8 +401,7 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
             with interrupt_handlers(trainer), np.errstate(all="ignore"):
                 history = trainer.fit(x_train, y_train, x_val, y_val)
         except TrainingError as exc:
-            finish("diverged" if "non-finite" in exc.message or "became" in exc.message
-                   else "failed")
+            finish(exc.status)
             exc.message += f"; run directory {run_dir}"
             raise
         except Interrupted as exc:

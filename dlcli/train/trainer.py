@@ -202,4 +202,5 @@ class Trainer:
     def _diverged(self, epoch, step, what) -> TrainingError:
         return TrainingError(
             f"{what} at epoch {epoch}, step {step}; training stopped. Try a lower "
-            "training.optimizer.lr, gradient clipping (training.clip_norm), or normalized inputs")
+            "training.optimizer.lr, gradient clipping (training.clip_norm), or normalized inputs",
+            status="diverged")

@@ -210,7 +210,8 @@ def test_a_second_writer_is_refused_while_the_first_runs(tmp_path):
     run_dir = tmp_path / "run"
     session.train(load_config(write_config(tmp_path, epochs=1)), run_dir=run_dir)
     (run_dir / "lock").write_text(f"{os.getppid()}\n")  # a live process holds it
-    proc = subprocess.run([sys.executable, "-m", "dlcli", "train", "--resume", str(run_dir)],
+    proc = subprocess.run([sys.executable, "-m", "dlcli", "train", "--resume", str(run_dir),
+                           "--set", "training.epochs=2", "--allow-config-change"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "being written by another dlcli process" in proc.stderr
