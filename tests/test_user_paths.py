@@ -1,0 +1,134 @@
+"""What a user meets on the command line beyond the happy path: CSV columns by name, class
+labels with any loss, other data for eval, pipes, threads, run names, resume edge cases."""
+
+import csv
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from dlcli.cli import cli
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+IRIS = ROOT / "datasets" / "iris.csv"
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("iris") / "run"
+    result = invoke("train", ROOT / "configs" / "softmax_regression.yaml", "--run-dir", run,
+                    "-q", "--set", "training.epochs=30")
+    assert result.exit_code == 0, result.stderr
+    return run
+
+
+def read_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def test_predict_picks_csv_columns_by_name_not_position(iris_run, tmp_path):
+    rows = read_rows(IRIS)
+    header, data = rows[0], rows[1:11]
+    order = [2, 0, 3, 1, 4]  # features shuffled, species kept
+    shuffled = tmp_path / "shuffled.csv"
+    with open(shuffled, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([header[i] for i in order])
+        writer.writerows([[r[i] for i in order] for r in data])
+    plain = tmp_path / "plain.csv"
+    with open(plain, "w", newline="") as handle:
+        csv.writer(handle).writerows([header] + data)
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert invoke("predict", iris_run, plain, "-o", a).exit_code == 0
+    assert invoke("predict", iris_run, shuffled, "-o", b).exit_code == 0
+    assert read_rows(a) == read_rows(b)
+    renamed = tmp_path / "renamed.csv"
+    with open(renamed, "w", newline="") as handle:
+        csv.writer(handle).writerows([["a", "b", "c", "d", "species"]] + data)
+    result = invoke("predict", iris_run, renamed, "-o", tmp_path / "c.csv")
+    assert result.exit_code == 2 and "sepal_length" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_eval_on_other_data_refuses_a_class_the_run_never_saw(iris_run, tmp_path):
+    rows = read_rows(IRIS)
+    rows[5][4] = "unicorn"
+    other = tmp_path / "other.csv"
+    with open(other, "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    result = invoke("eval", iris_run, "--data", other)
+    assert result.exit_code == 2, result.stderr
+    assert "unicorn" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_class_labels_train_with_mse_as_one_hot_rows(tmp_path):
+    run = tmp_path / "run"
+    result = invoke("train", ROOT / "configs" / "softmax_regression.yaml", "--run-dir", run,
+                    "-q", "--set", "model.loss=mse", "--set", "task=classification",
+                    "--set", "training.epochs=40")
+    assert result.exit_code == 0, result.stderr
+    assert "usually pairs" in result.stderr  # softmax + MSE is unusual, not wrong
+    scored = json.loads(invoke("eval", run, "--json").stdout)
+    assert scored["accuracy"] > 0.6  # learns: 3 classes, chance is 1/3
+
+
+def test_a_closed_pipe_does_not_kill_training(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        f"{sys.executable} -m dlcli train configs/xor_mlp.yaml --run-dir {run} | head -1",
+        shell=True, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.stdout.split()[:2] == ["epoch", "1/50"]
+    assert json.loads((run / "summary.json").read_text())["status"] == "finished"
+
+
+def test_threads_option_sets_the_blas_thread_count_before_numpy_loads(tmp_path):
+    code = ("import sys; from dlcli.cli import main; sys.argv = ['dlcli', '--threads', '1', "
+            "'config', 'configs/xor_mlp.yaml']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "import os; print(os.environ['OPENBLAS_NUM_THREADS'], os.environ['OMP_NUM_THREADS'])")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout.splitlines()[-1] == "1 1", proc.stderr
+
+
+def test_a_run_name_cannot_leave_the_runs_directory(tmp_path):
+    result = invoke("config", ROOT / "configs" / "xor_mlp.yaml", "--set", "name=../../evil")
+    assert result.exit_code == 2 and "name:" in result.stderr
+
+
+def test_gradcheck_explains_why_the_learning_rules_are_not_gradients():
+    for config in ("perceptron.yaml", "adaline_unit_norm.yaml"):
+        result = invoke("gradcheck", ROOT / "configs" / config, "--json")
+        assert result.exit_code == 0
+        report = json.loads(result.stdout)
+        assert report["applicable"] is False and "rule" in report["reason"]
+    result = invoke("gradcheck", ROOT / "configs" / "adaline.yaml", "--json")
+    assert json.loads(result.stdout)["applicable"] is True
+
+
+def test_resume_of_a_finished_run_and_with_a_new_seed(tmp_path):
+    run = tmp_path / "run"
+    assert invoke("train", ROOT / "configs" / "xor_mlp.yaml", "--run-dir", run, "-q",
+                  "--set", "training.epochs=2").exit_code == 0
+    result = invoke("train", "--resume", run)
+    assert result.exit_code == 2 and "already finished" in result.stderr
+    result = invoke("train", "--resume", run, "--seed", "5")
+    assert result.exit_code == 2 and "seed: 0 -> 5" in result.stderr
+
+
+def test_a_manifest_given_for_a_checkpoint_is_named_as_such(tmp_path):
+    run = tmp_path / "run"
+    assert invoke("train", ROOT / "configs" / "xor_mlp.yaml", "--run-dir", run, "-q",
+                  "--set", "training.epochs=1").exit_code == 0
+    result = invoke("eval", run / "checkpoints" / "best.json")
+    assert result.exit_code == 2 and "manifest" in result.stderr and "best.npz" in result.stderr
