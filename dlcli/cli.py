@@ -268,7 +268,8 @@ def time_(config, overrides, batches, warmup, as_json):
     """Time training steps of CONFIG's model: per layer forward/backward ms, loss,
     optimizer, data gathering, samples/s and GFLOP/s (nothing is written)."""
     from dlcli.config import load_config
-    from dlcli.timing import print_timing, time_config
+    from dlcli.report import print_timing
+    from dlcli.timing import time_config
 
     cfg = load_config(config, overrides)
     result = time_config(cfg, batches=batches, warmup=warmup)

@@ -306,3 +306,36 @@ def print_compare(console, runs, diff: dict, finals: dict) -> None:
         table.add_row(Text(key), *[Text(_cell(v), style="bold" if v == best else "")
                                    for v in values])
     console.print(table)
+
+
+def print_timing(console, result: dict) -> None:
+    """The ``dlcli time`` table."""
+    from rich.table import Table
+
+    table = Table(title=f"{result['config']}: {result['batches']} training steps of batch "
+                        f"{result['batch_size']} ({result['dtype']}), after "
+                        f"{result['warmup']} warm-up steps")
+    table.add_column("op", no_wrap=True)
+    table.add_column("type", overflow="ellipsis", max_width=22)
+    for col in ("fwd ms", "bwd ms", "total ms", "share", "GFLOP/s"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for row in result["rows"]:
+        name = row["name"] if row["kind"] != "activation" or "of" not in row \
+            else f"  {row['name']}"
+        gflops = row.get("gflops")
+        table.add_row(name, row["type"] + (" (in loss)" if row.get("fused_into_loss") else ""),
+                      f"{row['forward_ms']:.3f}", f"{row['backward_ms']:.3f}" if
+                      row["backward_ms"] else "", f"{row['total_ms']:.3f}",
+                      f"{row['share']:.1%}", f"{gflops:.1f}" if gflops else "")
+    table.add_row("step", "", f"{result['forward_ms']:.3f}", f"{result['backward_ms']:.3f}",
+                  f"{result['step_ms']:.3f}", "100.0%",
+                  f"{result['gflops']:.1f}" if result["gflops"] else "", style="bold")
+    console.print(table)
+    blas = result["blas"]
+    threads = f", {blas['threads']} threads" if blas.get("threads") else ""
+    kernel = f" ({blas['kernel']})" if blas.get("kernel") else ""
+    console.print(
+        f"{result['samples_per_s']:.0f} samples/s; {result['gflops']:.2f} GFLOP/s over the "
+        f"whole step ({result['gflop_per_step']:.4f} GFLOP per step, estimated as "
+        f"{result['flop_estimate']}); BLAS {blas['library']}{kernel}{threads}",
+        markup=False, soft_wrap=True)

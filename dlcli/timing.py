@@ -231,36 +231,3 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
 def _display(shape):
     from dlcli.nn.layers.base import display_shape
     return display_shape(tuple(shape))
-
-
-def print_timing(console, result: dict) -> None:
-    """The ``dlcli time`` table."""
-    from rich.table import Table
-
-    table = Table(title=f"{result['config']}: {result['batches']} training steps of batch "
-                        f"{result['batch_size']} ({result['dtype']}), after "
-                        f"{result['warmup']} warm-up steps")
-    for col, justify in (("op", "left"), ("type", "left"), ("forward ms", "right"),
-                         ("backward ms", "right"), ("total ms", "right"), ("share", "right"),
-                         ("GFLOP/s", "right")):
-        table.add_column(col, justify=justify)
-    for row in result["rows"]:
-        name = row["name"] if row["kind"] != "activation" or "of" not in row \
-            else f"  {row['name']}"
-        gflops = row.get("gflops")
-        table.add_row(name, row["type"] + (" (in loss)" if row.get("fused_into_loss") else ""),
-                      f"{row['forward_ms']:.3f}", f"{row['backward_ms']:.3f}" if
-                      row["backward_ms"] else "", f"{row['total_ms']:.3f}",
-                      f"{row['share']:.1%}", f"{gflops:.1f}" if gflops else "")
-    table.add_row("step", "", f"{result['forward_ms']:.3f}", f"{result['backward_ms']:.3f}",
-                  f"{result['step_ms']:.3f}", "100.0%",
-                  f"{result['gflops']:.1f}" if result["gflops"] else "", style="bold")
-    console.print(table)
-    blas = result["blas"]
-    threads = f", {blas['threads']} threads" if blas.get("threads") else ""
-    kernel = f" ({blas['kernel']})" if blas.get("kernel") else ""
-    console.print(
-        f"{result['samples_per_s']:.0f} samples/s; {result['gflops']:.2f} GFLOP/s over the "
-        f"whole step ({result['gflop_per_step']:.4f} GFLOP per step, estimated as "
-        f"{result['flop_estimate']}); BLAS {blas['library']}{kernel}{threads}",
-        markup=False, soft_wrap=True)

@@ -10,7 +10,8 @@ from rich.console import Console
 
 from dlcli.cli import cli
 from dlcli.config import load_config
-from dlcli.timing import print_timing, time_config
+from dlcli.report import print_timing
+from dlcli.timing import time_config
 from tests.helpers.configs import moons_mlp, with_changes, write_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
