@@ -128,8 +128,10 @@ def print_gradcheck(console, result: dict) -> None:
         return
     table = Table(title=f"gradient check: {result['samples']} samples, loss {result['loss']}, "
                         f"tolerance {result['tolerance']:g}")
-    for col in ("parameter", "shape", "checked", "max abs error", "relative error", "ok"):
-        table.add_column(col)
+    table.add_column("parameter", no_wrap=True)
+    table.add_column("shape", overflow="fold", min_width=10)
+    for col in ("checked", "max |error|", "rel. error", "ok"):
+        table.add_column(col, justify="right", no_wrap=True)
     for row in result["params"]:
         table.add_row(row["param"], str(tuple(row["shape"])), str(row["checked"]),
                       f"{row['max_abs_error']:.2e}", f"{row['relative_error']:.2e}",
