@@ -53,8 +53,10 @@ def print_train_summary(console, summary: dict) -> None:
 def print_eval(console, result: dict) -> None:
     from rich.table import Table
 
-    console.print(f"{result['split']} split: {result['samples']} samples ({result['task']})",
-                  markup=False, soft_wrap=True)
+    import pathlib
+    checkpoint = pathlib.Path(result["checkpoint"]).name
+    console.print(f"{result['split']} split: {result['samples']} samples ({result['task']}), "
+                  f"checkpoint {checkpoint}", markup=False, soft_wrap=True)
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")

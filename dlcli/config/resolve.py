@@ -41,10 +41,12 @@ def parse_key_path(path: str) -> list:
     """``model.layers[2].units`` -> ['model', 'layers', 2, 'units']."""
     parts, pos = [], 0
     while pos < len(path):
-        if path[pos] == "." and parts:
+        dotted = path[pos] == "." and bool(parts)
+        if dotted:
             pos += 1
         m = _PATH_TOKEN.match(path, pos)
-        if not m:
+        # A key after an earlier part needs its dot: "layers[1]units" is a typo.
+        if not m or (parts and m.group(1) is not None and not dotted):
             raise ConfigError(f"--set: cannot parse key path {path!r} at position {pos}; "
                               "write keys with dots and list items with brackets, e.g. "
                               "model.layers[1].units")
@@ -342,6 +344,9 @@ def resolve(raw, *, path: pathlib.Path | None = None) -> Config:
     """Validate ``raw`` (a parsed YAML document) and fill in every default."""
     _load_engine()
     source = str(path) if path else None
+    if raw is None:
+        raise ConfigError("the file is empty; a config needs at least data and model",
+                          file=source)
     if not isinstance(raw, dict):
         raise ConfigError(f"expected a mapping at the top level, got {r._show(raw)}",
                           file=source)
