@@ -135,7 +135,8 @@ def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, qui
     console = _console()
     summary = run_training(cfg, run_dir=run_dir, seed=seed, console=console,
                            interactive=console.is_terminal and sys.stdout.isatty(), quiet=quiet,
-                           resume=resume_dir is not None)
+                           resume=resume_dir is not None,
+                           changes=differences if resume_dir is not None else ())
     print_warnings(err, summary.get("warnings", []))
     print_train_summary(console, summary)
 
@@ -188,11 +189,12 @@ def predict(run, input_path, output, checkpoint, layer):
     import pathlib
 
     from dlcli.inference import load_run, predict_file
-    from dlcli.report import write_predictions
+    from dlcli.report import check_prediction_target, write_predictions
 
+    target = pathlib.Path(output or pathlib.Path(input_path).stem + ".predictions.csv")
+    check_prediction_target(target)
     loaded = load_run(run, checkpoint)
     out, names = predict_file(loaded, input_path, layer=layer)
-    target = pathlib.Path(output or pathlib.Path(input_path).stem + ".predictions.csv")
     write_predictions(target, out, names, loaded, layer=layer)
     what = f"activations of layer {layer} {tuple(out.shape[1:])}" if layer else "predictions"
     _console(stderr=True).print(f"wrote {len(out)} {what} to {target}", markup=False)

@@ -67,12 +67,23 @@ def load_run(target, which: str = "best") -> LoadedRun:
     if not parts["normalizer"]:
         raise CheckpointError("holds no normalizer state", where=str(path))
     normalizer = Normalizer.from_state(parts["normalizer"])
-    classes = run_dir / "classes.json"
-    class_names = json.loads(classes.read_text()) if classes.is_file() else None
-    features = run_dir / "features.json"
-    feature_names = json.loads(features.read_text()) if features.is_file() else None
+    class_names = _read_names(run_dir / "classes.json")
+    feature_names = _read_names(run_dir / "features.json")
     return LoadedRun(run_dir, path, config, model, prep.loss, raw.get("task", prep.task),
                      normalizer, class_names, feature_names)
+
+
+def _read_names(path) -> list[str] | None:
+    """A run's classes.json or features.json (a JSON list of strings), None when absent."""
+    if not path.is_file():
+        return None
+    try:
+        names = json.loads(path.read_text())
+    except (OSError, ValueError):
+        names = None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise CheckpointError("is unreadable: expected a JSON list of names", where=str(path))
+    return names
 
 
 def _check_input_shape(run, shape, where) -> None:

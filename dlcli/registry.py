@@ -22,17 +22,16 @@ class Registry:
         return add(obj) if obj is not None else add
 
     def __contains__(self, name) -> bool:
-        return name in self._entries
+        return isinstance(name, str) and name in self._entries
 
     def names(self) -> list[str]:
         return sorted(self._entries)
 
     def get(self, name: str):
         """Return the entry for ``name`` or raise KeyError with a helpful message."""
-        try:
-            return self._entries[name]
-        except (KeyError, TypeError):
-            raise KeyError(self.unknown_message(name)) from None
+        if name not in self:
+            raise KeyError(self.unknown_message(name))
+        return self._entries[name]
 
     def unknown_message(self, name) -> str:
         msg = f"unknown {self.kind} {name!r}"

@@ -143,6 +143,21 @@ def print_gradcheck(console, result: dict) -> None:
                   "finite differences", markup=False)
 
 
+def check_prediction_target(path):
+    """Refuse, before any work, an existing file or a format predict cannot write."""
+    import pathlib
+
+    from dlcli.errors import DataError
+
+    path = pathlib.Path(path)
+    if path.exists():
+        raise DataError("already exists; dlcli does not overwrite files (choose -o)",
+                        where=str(path))
+    if path.suffix not in (".csv", ".npz"):
+        raise DataError("expected an output path ending in .csv or .npz", where=str(path))
+    return path
+
+
 def write_predictions(path, outputs: np.ndarray, names, run, layer: str | None = None) -> None:
     """Write outputs (and predicted class names) to .csv or .npz; never overwrites.
 
@@ -152,12 +167,7 @@ def write_predictions(path, outputs: np.ndarray, names, run, layer: str | None =
     from dlcli.errors import DataError
     from dlcli.train.io import atomic_writer
 
-    path = pathlib.Path(path)
-    if path.exists():
-        raise DataError("already exists; dlcli does not overwrite files (choose -o)",
-                        where=str(path))
-    if path.suffix not in (".csv", ".npz"):
-        raise DataError("expected an output path ending in .csv or .npz", where=str(path))
+    path = check_prediction_target(path)
     flat = outputs.reshape(len(outputs), -1)
     if layer is not None:
         columns = [f"{layer}_{i}" for i in range(flat.shape[1])]
@@ -170,15 +180,18 @@ def write_predictions(path, outputs: np.ndarray, names, run, layer: str | None =
             arrays = {"outputs": outputs}
             if names is not None:
                 arrays["predicted"] = np.array(names, dtype=str)
-            with atomic_writer(path) as handle:
+            with atomic_writer(path, exclusive=True) as handle:
                 np.savez(handle, **arrays)
             return
-        with atomic_writer(path, "w") as handle:
+        with atomic_writer(path, "w", exclusive=True) as handle:
             writer = csv.writer(handle)
             writer.writerow((["predicted"] if names is not None else []) + columns)
             for i, row in enumerate(flat):
                 writer.writerow(([names[i]] if names is not None else [])
                                 + [f"{v:.6g}" for v in row])
+    except FileExistsError:
+        raise DataError("already exists; dlcli does not overwrite files (choose -o)",
+                        where=str(path)) from None
     except OSError as exc:
         raise DataError(f"cannot write predictions: {exc.strerror}", where=str(path)) from None
 

@@ -100,7 +100,7 @@ def validate_schedule(spec) -> tuple[dict, list[tuple[list, str]]]:
         return {}, [([], f"expected a schedule name or a mapping with a type, got {r._show(spec)}")]
     spec = normalize_spec(spec)
     kind = spec.get("type", "constant")
-    if kind not in SCHEDULE_KEYS:
+    if not isinstance(kind, str) or kind not in SCHEDULE_KEYS:
         return spec, [(["type"], SCHEDULES.unknown_message(kind))]
     keys = {**SCHEDULE_KEYS[kind], **COMMON_KEYS}
     rules = _rules()

@@ -132,3 +132,73 @@ def test_a_manifest_given_for_a_checkpoint_is_named_as_such(tmp_path):
                   "--set", "training.epochs=1").exit_code == 0
     result = invoke("eval", run / "checkpoints" / "best.json")
     assert result.exit_code == 2 and "manifest" in result.stderr and "best.npz" in result.stderr
+
+
+@pytest.mark.parametrize("override", ["model.layers[0].type=[dense]",
+                                      "training.optimizer.type=[adam]",
+                                      "model.layers[0].activation={type: [relu]}",
+                                      "training.schedule={type: [step]}"])
+def test_a_list_where_a_name_belongs_is_a_config_error(override):
+    result = invoke("config", ROOT / "configs" / "xor_mlp.yaml", "--set", override)
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert override.split("=")[0].split("{")[0] in result.stderr
+
+
+def test_a_yaml_key_that_is_a_list_is_a_config_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("? [a, b]\n: 1\n")
+    result = invoke("config", bad)
+    assert result.exit_code == 2 and "line 1" in result.stderr
+
+
+def test_a_misspelt_monitor_is_refused_with_a_suggestion(tmp_path):
+    result = invoke("train", ROOT / "configs" / "xor_mlp.yaml", "--run-dir", tmp_path / "r",
+                    "--set", "training.monitor=val_acc")
+    assert result.exit_code == 2 and "did you mean 'val_accuracy'" in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_improving_epochs_are_marked_in_the_output_and_the_metrics(tmp_path):
+    run = tmp_path / "r"
+    result = invoke("train", ROOT / "configs" / "xor_mlp.yaml", "--run-dir", run,
+                    "--set", "training.epochs=3")
+    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["val_loss"] for r in rows]
+    improved = [i == 0 or losses[i] < min(losses[:i]) for i in range(3)]
+    assert [r["best"] for r in rows] == improved
+    marks = [l.endswith(" *") for l in result.stdout.splitlines() if l.startswith("epoch ")]
+    assert marks == improved
+
+
+def test_the_perceptron_loss_refuses_a_sigmoid_output(tmp_path):
+    result = invoke("train", ROOT / "configs" / "perceptron.yaml", "--run-dir", tmp_path / "r",
+                    "--set", "model.layers[0].activation=sigmoid")
+    assert result.exit_code == 2 and "binary_step or identity" in result.stderr
+
+
+def test_resuming_mid_epoch_with_other_data_restarts_that_epoch(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from dlcli.config import load_config
+    from dlcli.errors import RunInterrupted
+    from dlcli.train import session
+    from dlcli.train.trainer import Trainer
+
+    original = Trainer._emit
+
+    def emit(self, hook, *args):
+        original(self, hook, *args)
+        if hook == "on_batch_end" and self.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    run = tmp_path / "r"
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "_emit", emit)
+        with pytest.raises(RunInterrupted):
+            session.train(load_config(ROOT / "configs" / "xor_mlp.yaml",
+                                      ["training.epochs=2"]), run_dir=run)
+    config, changes = session.open_resume(run, None, ["data.test_split=0.5"], True)
+    summary = session.train(config, run_dir=run, resume=True, changes=changes)
+    assert summary["status"] == "finished"
+    assert any("restarts from its beginning" in w for w in summary["warnings"])

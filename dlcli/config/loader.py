@@ -39,6 +39,8 @@ def _construct_mapping(loader, node, deep=False):
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
+        if isinstance(key, (list, dict)):
+            raise ConfigError(f"line {line}: a key must be a plain value, got {key!r}")
         if key in seen:
             raise ConfigError(
                 f"line {line}: duplicate key {key!r} (first given on line {seen[key]})")

@@ -84,8 +84,11 @@ class MetricsLogger(Callback):
                                 "good checkpoint is checkpoints/last.npz") from None
 
 
-class Monitor:
-    """Tracks the best value of one metric (``min`` or ``max``) and epochs without improving."""
+class Monitor(Callback):
+    """Tracks the best value of one metric (``min`` or ``max``) and epochs without improving.
+
+    As the first callback it marks each epoch's logs with ``best`` (improved or not), which the
+    loggers record and the checkpointer and early stopping act on."""
 
     def __init__(self, name: str, mode: str = "auto", min_delta: float = 0.0):
         self.name = name
@@ -110,6 +113,9 @@ class Monitor:
         else:
             self.wait += 1
         return better
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        logs["best"] = self.update(logs, epoch)
 
     def state_dict(self) -> dict:
         return {"best": np.float64(self.best), "best_epoch": np.int64(self.best_epoch),
@@ -149,8 +155,7 @@ class Checkpointer(Callback):
             self.last_good = f"{path} (epoch {trainer.epoch}, step {trainer.step})"
 
     def on_epoch_end(self, trainer, epoch, logs):
-        improved = self.monitor.update(logs, epoch)
-        logs["best"] = improved
+        improved = logs.get("best", False)
         self.save(trainer, "last")
         if improved or not (self.dir / "best.npz").exists():
             self.save(trainer, "best")

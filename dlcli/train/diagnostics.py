@@ -177,9 +177,14 @@ class Diagnostics(Callback):
         row = self.epoch_row(epoch)
         self.rows.append(row)
         if self.path is not None:
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(row, allow_nan=False) + "\n")
-                handle.flush()
+            try:
+                with open(self.path, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(row, allow_nan=False) + "\n")
+                    handle.flush()
+            except OSError as exc:
+                from dlcli.errors import TrainingError
+                raise TrainingError(f"cannot write {self.path}: {exc.strerror}; the last good "
+                                    "checkpoint is checkpoints/last.npz") from None
 
     def on_train_end(self, trainer, logs):
         self.warnings = layer_warnings(self.rows, self.dead_threshold, self.saturated_threshold)

@@ -22,11 +22,12 @@ def _fsync_dir(directory: pathlib.Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_writer(path, mode="wb"):
+def atomic_writer(path, mode="wb", *, exclusive=False):
     """Yield a file handle; on success the file replaces ``path`` atomically.
 
     The temporary file lives beside ``path`` (a rename across filesystems is not atomic) and
-    is removed if anything fails, so no partial file is ever left behind.
+    is removed if anything fails, so no partial file is ever left behind. ``exclusive``:
+    never replace an existing ``path`` (FileExistsError), even one created meanwhile.
     """
     path = pathlib.Path(path)
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
@@ -35,7 +36,11 @@ def atomic_writer(path, mode="wb"):
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            os.link(tmp, path)  # fails if path exists; a rename would replace it
+            tmp.unlink()
+        else:
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -14,6 +14,22 @@ HIGHER_IS_BETTER = {"accuracy", "label_accuracy", "r2", "val_accuracy", "val_lab
                     "val_r2"}
 
 
+# The scalar metrics each task logs: per epoch on the training batches, and on a whole split.
+TRAIN_METRICS = {"classification": ["accuracy"], "binary": ["accuracy"],
+                 "multilabel": ["label_accuracy"], "regression": [], "reconstruction": []}
+SPLIT_METRICS = {"classification": ["accuracy"], "binary": ["accuracy"],
+                 "multilabel": ["label_accuracy", "hamming_loss"],
+                 "regression": ["mse", "mae", "r2"], "reconstruction": ["mse", "mae"]}
+
+
+def monitorable(task: str, validation: bool) -> list[str]:
+    """The names ``training.monitor`` may take for a task (val_ ones need a validation split)."""
+    names = ["loss"] + TRAIN_METRICS[task]
+    if validation:
+        names += ["val_loss"] + [f"val_{m}" for m in SPLIT_METRICS[task]]
+    return names
+
+
 def prepare_targets(y: np.ndarray, task: str, dtype) -> np.ndarray:
     """Targets in the form the loss takes: class labels stay int; others float (N, K)."""
     if task == "classification":

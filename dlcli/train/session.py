@@ -75,6 +75,12 @@ def prepare(config: Config, seed: int | None = None, *, data=True) -> Prepared:
     if splits is not None:
         _check_targets(config, splits, task, out_shape)
     loss = make_loss(config, model)
+    if loss.name == "perceptron" and output_activation_name(model) not in ("binary_step",
+                                                                           "identity"):
+        raise ConfigError(
+            f"model.layers[{len(model.layers) - 1}]: the perceptron loss thresholds z = xᵀW at "
+            f"0, so the output must be binary_step or identity, not "
+            f"{output_activation_name(model)}", file=config.source)
     warnings += pairing_warnings(task, output_activation_name(model), loss.name)
     if task == "reconstruction":
         from dlcli.reconstruction import overcomplete_warnings
@@ -176,9 +182,29 @@ class RunLock:
         self.taken_over = None
 
     def __enter__(self):
+        # The pid is written to a private file first and hard-linked into place, so the
+        # lock never exists without its pid (another process could take an empty one for
+        # stale).
+        from dlcli.train.io import TMP_PREFIX
+        mine = self.path.with_name(f"{TMP_PREFIX}lock.{os.getpid()}")
+        mine.write_text(f"{os.getpid()}\n")
+        try:
+            return self._take(mine)
+        finally:
+            with contextlib.suppress(OSError):
+                mine.unlink()
+
+    def _take(self, mine: pathlib.Path):
         for _ in range(2):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                try:
+                    os.link(mine, self.path)
+                except FileExistsError:
+                    raise
+                except OSError:  # no hard links here (or our file vanished): create in place
+                    fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                    with os.fdopen(fd, "w") as handle:
+                        handle.write(f"{os.getpid()}\n")
             except FileExistsError:
                 pid = _read_pid(self.path)
                 if pid is not None and pid != os.getpid() and pid_alive(pid):
@@ -188,8 +214,6 @@ class RunLock:
                 with contextlib.suppress(FileNotFoundError):
                     self.path.unlink()
                 continue
-            with os.fdopen(fd, "w") as handle:
-                handle.write(f"{os.getpid()}\n")
             return self
         raise DataError("cannot take the run's lock file", where=str(self.path))
 
@@ -264,8 +288,10 @@ def open_resume(run_dir, config: Config | None, overrides, allow_change: bool):
 
 
 def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=False,
-          quiet=False, resume: bool = False) -> dict:
+          quiet=False, resume: bool = False, changes: list[str] = ()) -> dict:
     """Train ``config`` into a new run directory, or continue ``run_dir`` when ``resume``.
+
+    ``changes``: the config differences the user allowed on resume (from ``open_resume``).
 
     Returns the summary also written to ``summary.json``.
     """
@@ -305,6 +331,13 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
     if monitor_name.startswith("val_") and not len(x_val):
         raise ConfigError(f"training.monitor: {monitor_name!r} needs a validation split; set "
                           "data.validation_split above 0 or monitor 'loss'", file=config.source)
+    from dlcli.train.metrics import monitorable
+    known = monitorable(task, bool(len(x_val)))
+    if monitor_name not in known:
+        from dlcli.config.rules import unknown_key_message
+        hint = unknown_key_message(monitor_name, known).replace("unknown key", "")
+        raise ConfigError(f"training.monitor: {task} runs log no metric {monitor_name!r}"
+                          f"{hint}", file=config.source)
     monitor = Monitor(monitor_name, training["monitor_mode"],
                       (training["early_stopping"] or {}).get("min_delta", 0.0))
 
@@ -351,7 +384,11 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
                 raise DataError(f"optimizer state does not fit: {exc}", where=str(path)) from None
             trainer.load_state_dict(parts["trainer"])
             monitor.load_state_dict(parts["trainer"])
-            _check_same_normalizer(parts["normalizer"], splits.normalizer.state(), path)
+            if not _check_same_normalizer(parts["normalizer"], splits.normalizer.state(), path,
+                                          data_changed=any(c.startswith(("data.", "seed:"))
+                                                           for c in changes)):
+                warnings.append("the inputs are normalized with statistics refitted on the "
+                                "changed training data")
             rows, torn = read_metrics(run_dir / "metrics.jsonl")
             warnings += torn
             # Rows after the checkpoint are replayed by the resumed run: keep one copy.
@@ -375,7 +412,7 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
         checkpointer = Checkpointer(run_dir, monitor, splits.normalizer.state())
         if resume:
             checkpointer.last_good = f"{path} (epoch {trainer.epoch}, step {trainer.step})"
-        callbacks = [MetricsLogger(run_dir, rows)]
+        callbacks = [monitor, MetricsLogger(run_dir, rows)]
         diagnostics = None
         if training["diagnostics"]:
             from dlcli.train.diagnostics import Diagnostics, truncate
@@ -414,7 +451,11 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
         except KeyboardInterrupt:
             finish("interrupted")
             raise
+        except Exception:
+            finish("failed")  # whatever it was, the run directory says it did not finish
+            raise
         summary = finish("finished")
+        warnings += trainer.notes
         if diagnostics is not None:
             warnings += diagnostics.warnings
     summary["warnings"] = warnings
@@ -422,15 +463,17 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
     return summary
 
 
-def _check_same_normalizer(stored: dict, current: dict, path) -> None:
+def _check_same_normalizer(stored: dict, current: dict, path, data_changed=False) -> bool:
     """A resumed run must see the inputs normalized exactly as before: the data it re-reads
-    must give the statistics stored with the checkpoint."""
+    must give the statistics stored with the checkpoint, unless the user changed the data
+    keys on purpose. Returns whether they are the same."""
     same = stored.keys() == current.keys() and all(
         np.array_equal(np.asarray(stored[k]), np.asarray(current[k])) for k in current)
-    if not same:
+    if not same and not data_changed:
         raise DataError("the training data's normalization statistics differ from those "
                         "stored with the run: the data file changed since the run started",
                         where=str(path))
+    return same
 
 
 def _write_summary(run_dir, config, model, task, trainer, monitor, started, status, stopper):

@@ -82,6 +82,8 @@ class Trainer:
         self.history: list[dict] = []
         self._resume = None  # mid-epoch state restored by load_state_dict
         self._epoch_state = None  # (order, next batch, seen, loss sum, metric sums)
+        self._batch = None  # the batch size in use
+        self.notes: list[str] = []  # what the loop had to adjust, for the user
 
     # ---- state ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -91,7 +93,8 @@ class Trainer:
         if self._epoch_state is not None:
             order, batch, seen, loss_sum, sums = self._epoch_state
             state.update({"order": order, "batch": np.int64(batch), "seen": np.int64(seen),
-                          "loss_sum": np.float64(loss_sum)})
+                          "loss_sum": np.float64(loss_sum),
+                          "batch_size": np.int64(self._batch)})
             state.update({f"sum.{k}": np.float64(v) for k, v in sums.items()})
         return state
 
@@ -103,7 +106,7 @@ class Trainer:
         if "order" in state:
             sums = {k[4:]: float(v) for k, v in state.items() if k.startswith("sum.")}
             self._resume = (np.asarray(state["order"]), int(state["batch"]), int(state["seen"]),
-                            float(state["loss_sum"]), sums)
+                            float(state["loss_sum"]), sums, int(state["batch_size"]))
 
     def _emit(self, hook, *args):
         for callback in self.callbacks:
@@ -113,7 +116,14 @@ class Trainer:
     def fit(self, x, y, x_val=None, y_val=None) -> list[dict]:
         n = len(x)
         batch = n if self.batch_size == "full" else min(int(self.batch_size), n)
+        self._batch = batch
         self.batches_per_epoch = math.ceil(n / batch)
+        if self._resume is not None and (len(self._resume[0]) != n or self._resume[5] != batch):
+            # The data or batch size changed (--allow-config-change): the saved position
+            # inside the epoch means nothing any more; that epoch starts again.
+            self.notes.append(f"epoch {self.epoch + 1} restarts from its beginning: the "
+                              "training data or batch size changed since the checkpoint")
+            self._resume = None
         params = self.model.parameters()
         grads = [g for _, _, g in params]
         x_buf = np.empty((batch,) + x.shape[1:], dtype=x.dtype)
@@ -128,7 +138,7 @@ class Trainer:
                 self._emit("on_epoch_begin", epoch)
                 started = time.perf_counter()
                 if self._resume is not None:
-                    order, first, seen, loss_sum, sums = self._resume
+                    order, first, seen, loss_sum, sums, _ = self._resume
                     self._resume = None
                 else:
                     order = self.rng.permutation(n) if self.shuffle else np.arange(n)
@@ -152,7 +162,10 @@ class Trainer:
                     self.step += 1
                     seen += m
                     loss_sum += loss * m
-                    for key, value in batch_metrics(self.task, self.loss.output(logits), yb).items():
+                    # argmax of the logits is argmax of softmax(logits): skip a second softmax
+                    out = (logits if self.task == "classification" and self.loss.from_logits
+                           else self.loss.output(logits))
+                    for key, value in batch_metrics(self.task, out, yb).items():
                         sums[key] = sums.get(key, 0.0) + value
                     self._epoch_state = (order, b + 1, seen, loss_sum, sums)
                     self._emit("on_batch_end", b + 1, {"loss": loss_sum / seen})
