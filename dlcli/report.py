@@ -162,7 +162,6 @@ def write_predictions(path, outputs: np.ndarray, names, run, layer: str | None =
     """Write outputs (and predicted class names) to .csv or .npz; never overwrites.
 
     ``layer``: the outputs are that layer's activations (CSV columns ``<layer>_<i>``)."""
-    import pathlib
 
     from dlcli.errors import DataError
     from dlcli.train.io import atomic_writer

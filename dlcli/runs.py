@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from dlcli.config.resolve import flatten_keys
-from dlcli.train.io import pid_alive
+from dlcli.train.io import pid_alive, read_jsonl, read_pid  # noqa: F401 (read_jsonl re-exported)
 
 STATUSES = ("running", "finished", "interrupted", "failed", "diverged")
 SPARK_BARS = "▁▂▃▄▅▆▇█"
@@ -66,42 +66,6 @@ class Run:
 
 
 # ---- files ------------------------------------------------------------------------------
-def read_jsonl(path) -> tuple[list[dict], list[str]]:
-    """Rows of a JSON-lines file and warnings about lines that were skipped.
-
-    A last line that is not valid JSON (or lacks its newline and does not parse) is the
-    mark of a crash during a write: it is dropped with a warning, as is any other line
-    that does not hold a JSON object. A missing file gives no rows and no warning.
-    """
-    path = pathlib.Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return [], []
-    except OSError as exc:
-        return [], [f"{path}: cannot read ({exc.strerror})"]
-    text = raw.decode("utf-8", errors="replace")
-    lines = text.split("\n")
-    rows, warnings = [], []
-    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            row = None
-        if not isinstance(row, dict):
-            if i == last:
-                warnings.append(f"{path}: the last line is incomplete (the run stopped "
-                                "while writing it); ignored")
-            else:
-                warnings.append(f"{path}: line {i + 1} is not a JSON object; ignored")
-            continue
-        rows.append(row)
-    return rows, warnings
-
-
 def read_json(path) -> tuple[object, list[str]]:
     path = pathlib.Path(path)
     try:
@@ -130,18 +94,8 @@ def read_config(path) -> tuple[dict | None, list[str]]:
 
 
 def lock_pid(run_dir: pathlib.Path):
-    """The pid in ``<run>/lock``: a bare number or a JSON object with a ``pid`` key."""
-    try:
-        text = (run_dir / "lock").read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    if isinstance(value, dict):
-        value = value.get("pid")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """The pid in ``<run>/lock`` (None when there is none)."""
+    return read_pid(run_dir / "lock")
 
 
 def _last_activity(run_dir: pathlib.Path) -> float | None:

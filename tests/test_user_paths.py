@@ -7,9 +7,7 @@ import pathlib
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from dlcli.cli import cli

@@ -31,29 +31,6 @@ def json_safe(logs: dict) -> dict:
     return out
 
 
-def read_metrics(path) -> tuple[list[dict], list[str]]:
-    """Rows of a ``metrics.jsonl`` and warnings; a torn (partial) last line from a crash is
-    skipped with a warning, as is any other line that is not a JSON object."""
-    path = pathlib.Path(path)
-    rows, warnings = [], []
-    if not path.is_file():
-        return rows, warnings
-    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict):
-                raise ValueError
-        except ValueError:
-            torn = number == len(lines) and not line.endswith("}")
-            warnings.append(f"{path}: line {number} is {'a torn last line' if torn else 'not a JSON object'}; ignored")
-            continue
-        rows.append(row)
-    return rows, warnings
-
-
 class MetricsLogger(Callback):
     """Appends one JSON object per epoch to ``metrics.jsonl`` (a complete line per record)
     and rewrites ``metrics.csv`` from it. ``rows`` are the records of earlier epochs of the
@@ -139,29 +116,34 @@ class Checkpointer(Callback):
         self.normalizer_state = normalizer_state
         self.last_good = None
 
-    def save(self, trainer, name):
+    def save_last(self, trainer):
+        """Keep the current ``last`` as ``previous``, then write and commit the new ``last``."""
         state = {**trainer.state_dict(), **self.monitor.state_dict()}
-        path = self.dir / f"{name}.npz"
+        path = self.dir / "last.npz"
         try:
-            if name == "last":
-                ckpt.rotate(self.dir, "last", "previous")
+            ckpt.rotate(self.dir, "last", "previous")
             ckpt.save(path, trainer.model.state_dict(), trainer.optimizer.state_dict(),
                       self.normalizer_state, state)
         except OSError as exc:
             good = self.last_good or "none yet"
             raise TrainingError(f"cannot write {path}: {exc.strerror or exc}; the last good "
                                 f"checkpoint is {good}") from None
-        if name == "last":
-            self.last_good = f"{path} (epoch {trainer.epoch}, step {trainer.step})"
+        self.last_good = f"{path} (epoch {trainer.epoch}, step {trainer.step})"
 
     def on_epoch_end(self, trainer, epoch, logs):
         improved = logs.get("best", False)
-        self.save(trainer, "last")
+        self.save_last(trainer)
         if improved or not (self.dir / "best.npz").exists():
-            self.save(trainer, "best")
+            # The same state as last: link it (files are replaced, never rewritten in place).
+            try:
+                ckpt.rotate(self.dir, "last", "best")
+            except OSError as exc:
+                raise TrainingError(f"cannot write {self.dir / 'best.npz'}: "
+                                    f"{exc.strerror or exc}; the last good checkpoint is "
+                                    f"{self.last_good}") from None
 
     def on_interrupt(self, trainer, signum):
-        self.save(trainer, "last")
+        self.save_last(trainer)
 
 
 class EarlyStopping(Callback):

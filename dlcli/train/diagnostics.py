@@ -212,14 +212,6 @@ def layer_warnings(rows: list[dict], dead_threshold: float = 0.5,
 
 
 def truncate(run_dir, last_epoch: int) -> None:
-    """On resume: keep only the rows of ``diagnostics.jsonl`` up to ``last_epoch`` (the
-    checkpoint's), as the session does for metrics.jsonl; a torn last line goes too."""
-    from dlcli.runs import read_jsonl
-    from dlcli.train.io import write_text
-
-    path = pathlib.Path(run_dir) / "diagnostics.jsonl"
-    if not path.is_file():
-        return
-    rows, _ = read_jsonl(path)
-    keep = [r for r in rows if isinstance(r.get("epoch"), int) and r["epoch"] <= last_epoch]
-    write_text(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in keep))
+    """On resume: keep only the rows of ``diagnostics.jsonl`` up to ``last_epoch``."""
+    from dlcli.train.io import truncate_jsonl
+    truncate_jsonl(pathlib.Path(run_dir) / "diagnostics.jsonl", last_epoch)

@@ -86,3 +86,59 @@ def pid_alive(pid) -> bool:
     except OSError:
         return False
     return True
+
+
+def read_pid(path) -> int | None:
+    """The pid written in a lock file (a bare number), or None."""
+    try:
+        return int(pathlib.Path(path).read_text(encoding="utf-8").strip())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def read_jsonl(path) -> tuple[list[dict], list[str]]:
+    """Rows of a JSON-lines file and warnings about lines that were skipped.
+
+    A last line that is not valid JSON (or lacks its newline and does not parse) is the
+    mark of a crash during a write: it is dropped with a warning, as is any other line
+    that does not hold a JSON object. A missing file gives no rows and no warning.
+    """
+    path = pathlib.Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return [], []
+    except OSError as exc:
+        return [], [f"{path}: cannot read ({exc.strerror})"]
+    text = raw.decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    rows, warnings = [], []
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if not isinstance(row, dict):
+            if i == last:
+                warnings.append(f"{path}: the last line is incomplete (the run stopped "
+                                "while writing it); ignored")
+            else:
+                warnings.append(f"{path}: line {i + 1} is not a JSON object; ignored")
+            continue
+        rows.append(row)
+    return rows, warnings
+
+
+def truncate_jsonl(path, last_epoch: int) -> list[str]:
+    """Keep the rows of a per-epoch JSON-lines file up to ``last_epoch`` (a resumed run's
+    checkpoint; later rows are replayed), dropping a torn last line. Returns the warnings."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        return []
+    rows, warnings = read_jsonl(path)
+    keep = [r for r in rows if isinstance(r.get("epoch"), int) and r["epoch"] <= last_epoch]
+    write_text(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in keep))
+    return warnings

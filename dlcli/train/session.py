@@ -18,7 +18,8 @@ from dlcli.config.resolve import Config, build_model, flatten_keys, infer_task, 
 from dlcli.errors import ConfigError, DataError, RunInterrupted, TrainingError
 from dlcli.registry import LOSSES, OPTIMIZERS
 from dlcli.train import checkpoint as ckpt
-from dlcli.train.io import pid_alive, write_json, write_text
+from dlcli.train.io import (pid_alive, read_jsonl, read_pid, truncate_jsonl, write_json,
+                            write_text)
 
 
 @dataclass
@@ -206,7 +207,7 @@ class RunLock:
                     with os.fdopen(fd, "w") as handle:
                         handle.write(f"{os.getpid()}\n")
             except FileExistsError:
-                pid = _read_pid(self.path)
+                pid = read_pid(self.path)
                 if pid is not None and pid != os.getpid() and pid_alive(pid):
                     raise DataError(f"is being written by another dlcli process (pid {pid}); "
                                     "wait for it or stop it first", where=str(self.path.parent))
@@ -219,15 +220,8 @@ class RunLock:
 
     def __exit__(self, *exc):
         with contextlib.suppress(OSError):
-            if _read_pid(self.path) == os.getpid():
+            if read_pid(self.path) == os.getpid():
                 self.path.unlink()
-
-
-def _read_pid(path) -> int | None:
-    try:
-        return int(pathlib.Path(path).read_text().strip() or "x")
-    except (OSError, ValueError):
-        return None
 
 
 @contextlib.contextmanager
@@ -295,8 +289,7 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
 
     Returns the summary also written to ``summary.json``.
     """
-    from dlcli.train.callbacks import (Checkpointer, EarlyStopping, MetricsLogger, Monitor,
-                                       read_metrics)
+    from dlcli.train.callbacks import Checkpointer, EarlyStopping, MetricsLogger, Monitor
     from dlcli.train.io import remove_stale_temporaries
     from dlcli.train.progress import Progress
     from dlcli.train.trainer import Interrupted, Trainer
@@ -389,12 +382,9 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
                                                            for c in changes)):
                 warnings.append("the inputs are normalized with statistics refitted on the "
                                 "changed training data")
-            rows, torn = read_metrics(run_dir / "metrics.jsonl")
-            warnings += torn
             # Rows after the checkpoint are replayed by the resumed run: keep one copy.
-            rows = [r for r in rows if isinstance(r.get("epoch"), int) and r["epoch"] <= trainer.epoch]
-            write_text(run_dir / "metrics.jsonl",
-                       "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
+            warnings += truncate_jsonl(run_dir / "metrics.jsonl", trainer.epoch)
+            rows, _ = read_jsonl(run_dir / "metrics.jsonl")
             trainer.history = [dict(r) for r in rows]
         else:
             (run_dir / "checkpoints").mkdir()

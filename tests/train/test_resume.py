@@ -127,7 +127,7 @@ def test_resume_from_an_epoch_checkpoint_after_a_crash(tmp_path, reference):
     config, diffs = session.open_resume(run_dir, load_config(write_config(tmp_path)), (), True)
     assert diffs == ["training.epochs: 2 -> 4"]
     summary = session.train(config, run_dir=run_dir, resume=True)
-    assert any("torn last line" in w for w in summary["warnings"])
+    assert any("last line is incomplete" in w for w in summary["warnings"])
     assert not list((run_dir / "checkpoints").glob(".tmp-*"))
     assert_same_run(run_dir, reference)
 
