@@ -154,5 +154,4 @@ def make_schedule(spec, base_lr: float, total_epochs: int | None = None):
             return base_lr * (epoch + 1) / warmup
         return function(epoch - warmup, base_lr=base_lr, **params)
 
-    lr.spec = {"type": kind, "warmup_epochs": warmup, **params}
     return lr

@@ -128,17 +128,8 @@ class Splits:
     feature_names: list[str] | None = None
 
     @property
-    def is_classification(self) -> bool:
-        return self.class_names is not None
-
-    @property
     def n_classes(self) -> int | None:
         return len(self.class_names) if self.class_names is not None else None
-
-    @property
-    def target_shape(self) -> tuple[int, ...]:
-        """() for class labels, (k,) for value targets."""
-        return self.y_train.shape[1:]
 
 
 def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = True,

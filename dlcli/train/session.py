@@ -356,7 +356,7 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
         schedule = make_schedule(training["schedule"], optimizer.lr, training["epochs"])
     trainer = Trainer(model, loss, optimizer, task=task, batch_size=training["batch_size"],
                       epochs=training["epochs"], rng=train_rng, shuffle=training["shuffle"],
-                      n_classes=len(splits.class_names) if splits.class_names else None,
+                      n_classes=splits.n_classes,
                       clip_norm=training["clip_norm"], clip_value=training["clip_value"],
                       schedule=schedule)
     with RunLock(run_dir) as lock:
