@@ -78,9 +78,8 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
     with ``forward_ms``, ``backward_ms``, ``total_ms`` per batch and ``share`` of the
     step), ``step_ms``, ``samples_per_s``, ``gflops`` and the figures they come from.
     """
-    from dlcli.registry import OPTIMIZERS
     from dlcli.train.metrics import batch_metrics
-    from dlcli.train.session import prepare, targets
+    from dlcli.train.session import initialize, prepare, targets
     from dlcli.train.trainer import Trainer, clip_gradients
 
     if batches < 1:
@@ -88,12 +87,8 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
     seed = config["seed"] if seed is None else seed
     prep = prepare(config, seed)
     model, loss, task, splits = prep.model, prep.loss, prep.task, prep.splits
-    model.build(np.random.default_rng([seed, 0]))
-    rng = np.random.default_rng([seed, 1])
-    model.set_rng(rng)
+    optimizer, rng = initialize(config, model, seed)
     training = config["training"]
-    opt_cfg = dict(training["optimizer"])
-    optimizer = OPTIMIZERS.get(opt_cfg.pop("type"))(**opt_cfg)
     dtype = model.dtype
     x = splits.x_train.astype(dtype, copy=False)
     y = targets(splits, task, dtype, prep.loss)[0]

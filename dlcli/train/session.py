@@ -118,6 +118,17 @@ def _check_targets(config, splits, task, out_shape):
                               f"target has {k} value(s){hint}", file=config.source)
 
 
+def initialize(config: Config, model, seed: int):
+    """Initialize ``model`` from the generator ``[seed, 0]`` and return the config's optimizer
+    and the training generator ``[seed, 1]`` (data order and dropout masks)."""
+    model.build(np.random.default_rng([seed, 0]))
+    train_rng = np.random.default_rng([seed, 1])
+    model.set_rng(train_rng)
+    options = dict(config["training"]["optimizer"])
+    optimizer = OPTIMIZERS.get(options.pop("type"))(**options)
+    return optimizer, train_rng
+
+
 def targets(splits, task, dtype, loss=None):
     """Train, validation and test targets in the form ``loss`` takes: class labels for
     categorical cross-entropy, one-hot rows for any other loss on class labels (notes
@@ -301,18 +312,13 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
     model, loss, task, splits = prep.model, prep.loss, prep.task, prep.splits
     warnings = list(prep.warnings)
     dtype = model.dtype
-    model.build(np.random.default_rng([seed, 0]))
-    train_rng = np.random.default_rng([seed, 1])
-    model.set_rng(train_rng)
+    optimizer, train_rng = initialize(config, model, seed)
     init_from = config["model"]["init_from"]
     if init_from and not resume:
         path = config.base_dir / init_from
         parts = ckpt.load(path, verified=None)
         ckpt.check_matches(parts["model"], model.expected_state(), str(path))
         model.load_state_dict(parts["model"])
-
-    opt_cfg = dict(config["training"]["optimizer"])
-    optimizer = OPTIMIZERS.get(opt_cfg.pop("type"))(**opt_cfg)
 
     x_train = splits.x_train.astype(dtype, copy=False)
     x_val = splits.x_val.astype(dtype, copy=False)
