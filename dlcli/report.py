@@ -114,11 +114,10 @@ def print_shapes(console, report: dict) -> None:
     console.print(table)
     mem = report["memory_bytes"]
     console.print(
-        f"memory for one training step at batch size {report['batch_size']} "
-        f"({report['dtype']}): parameters {human_bytes(mem['parameters'])}, gradients "
-        f"{human_bytes(mem['gradients'])}, optimizer state {human_bytes(mem['optimizer_state'])}, "
-        f"activations {human_bytes(mem['activations'])}; total {human_bytes(mem['total'])}",
-        markup=False)
+        f"memory for one training step (batch {report['batch_size']}, {report['dtype']}): "
+        f"{human_bytes(mem['total'])}\n  parameters {human_bytes(mem['parameters'])}, gradients "
+        f"{human_bytes(mem['gradients'])}, optimizer {human_bytes(mem['optimizer_state'])}, "
+        f"activations {human_bytes(mem['activations'])}", markup=False)
     print_warnings(console, report.get("warnings", []))
 
 
