@@ -115,7 +115,7 @@ def print_shapes(console, report: dict) -> None:
     mem = report["memory_bytes"]
     console.print(
         f"memory for one training step (batch {report['batch_size']}, {report['dtype']}): "
-        f"{human_bytes(mem['total'])}\n  parameters {human_bytes(mem['parameters'])}, gradients "
+        f"{human_bytes(mem['total'])}\n  params {human_bytes(mem['parameters'])}, grads "
         f"{human_bytes(mem['gradients'])}, optimizer {human_bytes(mem['optimizer_state'])}, "
         f"activations {human_bytes(mem['activations'])}", markup=False)
     print_warnings(console, report.get("warnings", []))
