@@ -200,3 +200,32 @@ def test_resuming_mid_epoch_with_other_data_restarts_that_epoch(tmp_path, monkey
     summary = session.train(config, run_dir=run, resume=True, changes=changes)
     assert summary["status"] == "finished"
     assert any("restarts from its beginning" in w for w in summary["warnings"])
+
+
+def test_diagnostics_mark_the_epoch_a_resume_continued_from_inside(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from dlcli.config import load_config
+    from dlcli.errors import RunInterrupted
+    from dlcli.train import session
+    from dlcli.train.trainer import Trainer
+
+    original = Trainer._emit
+
+    def emit(self, hook, *args):
+        original(self, hook, *args)
+        if hook == "on_batch_end" and self.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    run = tmp_path / "r"
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "_emit", emit)
+        with pytest.raises(RunInterrupted):
+            session.train(load_config(ROOT / "configs" / "xor_mlp.yaml",
+                                      ["training.epochs=2", "training.diagnostics=true"]),
+                          run_dir=run)
+    config, changes = session.open_resume(run, None, (), False)
+    session.train(config, run_dir=run, resume=True, changes=changes)
+    rows = [json.loads(l) for l in (run / "diagnostics.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r.get("partial", False)) for r in rows] == [(1, True), (2, False)]

@@ -98,6 +98,7 @@ class Diagnostics(Callback):
         self.saturated_threshold = saturated_threshold
         self.rows: list[dict] = []
         self.warnings: list[str] = []
+        self.partial_epoch = None  # an epoch resumed from inside: its row covers part of it
         self._tracked: list[_Tracked] = []
 
     # ---- model walk -------------------------------------------------------------------
@@ -171,7 +172,10 @@ class Diagnostics(Callback):
                 stats[key] = float(np.mean(entry.values)) if entry.values else None
             layers[entry.name] = {k: _json_float(v) if isinstance(v, float) else v
                                   for k, v in stats.items()}
-        return {"epoch": epoch, "layers": layers}
+        row = {"epoch": epoch, "layers": layers}
+        if epoch == self.partial_epoch:
+            row["partial"] = True  # resumed mid-epoch: the steps before the resume are not in it
+        return row
 
     def on_epoch_end(self, trainer, epoch, logs):
         row = self.epoch_row(epoch)

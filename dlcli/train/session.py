@@ -415,6 +415,8 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
             if resume:
                 truncate(run_dir, trainer.epoch)  # rows past the checkpoint are replayed
             diagnostics = Diagnostics(run_dir)
+            if trainer.resumes_mid_epoch:
+                diagnostics.partial_epoch = trainer.epoch + 1
             callbacks.append(diagnostics)
         if console is not None:
             callbacks.append(Progress(console, interactive, quiet))

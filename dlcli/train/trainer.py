@@ -108,6 +108,11 @@ class Trainer:
             self._resume = (np.asarray(state["order"]), int(state["batch"]), int(state["seen"]),
                             float(state["loss_sum"]), sums, int(state["batch_size"]))
 
+    @property
+    def resumes_mid_epoch(self) -> bool:
+        """Whether ``fit`` will continue an epoch from a checkpoint taken inside it."""
+        return self._resume is not None
+
     def _emit(self, hook, *args):
         for callback in self.callbacks:
             getattr(callback, hook)(self, *args)
