@@ -175,27 +175,13 @@ def test_the_perceptron_loss_refuses_a_sigmoid_output(tmp_path):
 
 
 def test_resuming_mid_epoch_with_other_data_restarts_that_epoch(tmp_path, monkeypatch):
-    import os
-    import signal
-
     from dlcli.config import load_config
-    from dlcli.errors import RunInterrupted
     from dlcli.train import session
-    from dlcli.train.trainer import Trainer
-
-    original = Trainer._emit
-
-    def emit(self, hook, *args):
-        original(self, hook, *args)
-        if hook == "on_batch_end" and self.step == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
+    from tests.helpers.interrupt import train_until_interrupted
 
     run = tmp_path / "r"
-    with monkeypatch.context() as patch:
-        patch.setattr(Trainer, "_emit", emit)
-        with pytest.raises(RunInterrupted):
-            session.train(load_config(ROOT / "configs" / "xor_mlp.yaml",
-                                      ["training.epochs=2"]), run_dir=run)
+    train_until_interrupted(monkeypatch, load_config(ROOT / "configs" / "xor_mlp.yaml",
+                                                     ["training.epochs=2"]), run, step=3)
     config, changes = session.open_resume(run, None, ["data.test_split=0.5"], True)
     summary = session.train(config, run_dir=run, resume=True, changes=changes)
     assert summary["status"] == "finished"
@@ -203,28 +189,14 @@ def test_resuming_mid_epoch_with_other_data_restarts_that_epoch(tmp_path, monkey
 
 
 def test_diagnostics_mark_the_epoch_a_resume_continued_from_inside(tmp_path, monkeypatch):
-    import os
-    import signal
-
     from dlcli.config import load_config
-    from dlcli.errors import RunInterrupted
     from dlcli.train import session
-    from dlcli.train.trainer import Trainer
-
-    original = Trainer._emit
-
-    def emit(self, hook, *args):
-        original(self, hook, *args)
-        if hook == "on_batch_end" and self.step == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
+    from tests.helpers.interrupt import train_until_interrupted
 
     run = tmp_path / "r"
-    with monkeypatch.context() as patch:
-        patch.setattr(Trainer, "_emit", emit)
-        with pytest.raises(RunInterrupted):
-            session.train(load_config(ROOT / "configs" / "xor_mlp.yaml",
-                                      ["training.epochs=2", "training.diagnostics=true"]),
-                          run_dir=run)
+    config = load_config(ROOT / "configs" / "xor_mlp.yaml",
+                         ["training.epochs=2", "training.diagnostics=true"])
+    train_until_interrupted(monkeypatch, config, run, step=3)
     config, changes = session.open_resume(run, None, (), False)
     session.train(config, run_dir=run, resume=True, changes=changes)
     rows = [json.loads(l) for l in (run / "diagnostics.jsonl").read_text().splitlines()]

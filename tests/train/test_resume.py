@@ -2,7 +2,6 @@
 left uninterrupted (weights, optimizer state, metrics rows)."""
 
 import json
-import os
 import signal
 
 import numpy as np
@@ -12,7 +11,7 @@ import yaml
 from dlcli.config import load_config
 from dlcli.train import checkpoint as ckpt
 from dlcli.train import session
-from dlcli.train.trainer import Trainer
+from tests.helpers.interrupt import interrupt_at
 
 CONFIG = {
     "name": "resume",
@@ -53,18 +52,6 @@ def reference(tmp_path_factory):
     run_dir = tmp / "run"
     session.train(load_config(write_config(tmp)), run_dir=run_dir)
     return run_dir
-
-
-def interrupt_at(monkeypatch, step, signum=signal.SIGINT):
-    """Deliver a real signal to this process right after optimizer step ``step``."""
-    original = Trainer._emit
-
-    def emit(self, hook, *args):
-        original(self, hook, *args)
-        if hook == "on_batch_end" and self.step == step:
-            os.kill(os.getpid(), signum)
-
-    monkeypatch.setattr(Trainer, "_emit", emit)
 
 
 def assert_same_run(run_dir, reference):
