@@ -213,9 +213,3 @@ def layer_warnings(rows: list[dict], dead_threshold: float = 0.5,
                        f"saturated in epoch {last.get('epoch')}; gradients through it vanish "
                        "(normalize the inputs, lower the initial weights, or use relu)")
     return out
-
-
-def truncate(run_dir, last_epoch: int) -> None:
-    """On resume: keep only the rows of ``diagnostics.jsonl`` up to ``last_epoch``."""
-    from dlcli.train.io import truncate_jsonl
-    truncate_jsonl(pathlib.Path(run_dir) / "diagnostics.jsonl", last_epoch)

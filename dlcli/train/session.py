@@ -365,6 +365,7 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
                       n_classes=splits.n_classes,
                       clip_norm=training["clip_norm"], clip_value=training["clip_value"],
                       schedule=schedule)
+    normalizer_state = splits.normalizer.state()
     with RunLock(run_dir) as lock:
         if lock.taken_over is not None:
             warnings.append(f"took over the stale lock of process {lock.taken_over}")
@@ -383,7 +384,7 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
                 raise DataError(f"optimizer state does not fit: {exc}", where=str(path)) from None
             trainer.load_state_dict(parts["trainer"])
             monitor.load_state_dict(parts["trainer"])
-            if not _check_same_normalizer(parts["normalizer"], splits.normalizer.state(), path,
+            if not _check_same_normalizer(parts["normalizer"], normalizer_state, path,
                                           data_changed=any(c.startswith(("data.", "seed:"))
                                                            for c in changes)):
                 warnings.append("the inputs are normalized with statistics refitted on the "
@@ -405,15 +406,15 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
         resolved["model"]["input_shape"] = list(display_shape(model.input_shape))
         write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
 
-        checkpointer = Checkpointer(run_dir, monitor, splits.normalizer.state())
+        checkpointer = Checkpointer(run_dir, monitor, normalizer_state)
         if resume:
             checkpointer.last_good = f"{path} (epoch {trainer.epoch}, step {trainer.step})"
         callbacks = [monitor, MetricsLogger(run_dir, rows)]
         diagnostics = None
         if training["diagnostics"]:
-            from dlcli.train.diagnostics import Diagnostics, truncate
-            if resume:
-                truncate(run_dir, trainer.epoch)  # rows past the checkpoint are replayed
+            from dlcli.train.diagnostics import Diagnostics
+            if resume:  # rows past the checkpoint are replayed
+                warnings += truncate_jsonl(run_dir / "diagnostics.jsonl", trainer.epoch)
             diagnostics = Diagnostics(run_dir)
             if trainer.resumes_mid_epoch:
                 diagnostics.partial_epoch = trainer.epoch + 1

@@ -14,7 +14,8 @@ import dlcli.nn.optimizers  # noqa: F401 - registers the optimizers
 from dlcli.nn.model import Model
 from dlcli.registry import LOSSES, OPTIMIZERS
 from dlcli.train.diagnostics import (Diagnostics, dead_fraction, layer_warnings,
-                                     saturated_fraction, truncate)
+                                     saturated_fraction)
+from dlcli.train.io import truncate_jsonl
 from dlcli.train.trainer import Trainer
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -172,7 +173,7 @@ def test_layer_warnings_and_truncate(tmp_path):
     assert layer_warnings([]) == []
     (tmp_path / "diagnostics.jsonl").write_text(
         "".join(json.dumps(r) + "\n" for r in rows) + '{"epoch": 3, "la')
-    truncate(tmp_path, 1)
+    truncate_jsonl(tmp_path / "diagnostics.jsonl", 1)
     lines = (tmp_path / "diagnostics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1]
 
