@@ -1,9 +1,9 @@
 """``dlcli time``: where the time of one training step goes, per layer and per phase.
 
-The step timed is the trainer's (``dlcli.train.trainer.Trainer.fit``): gather a batch
-with ``np.take`` into reused buffers, zero the gradients, forward to the logits, loss,
-backward, the non-finite gradient check, clipping (when configured), the optimizer step
-and the batch metrics. Each op (a layer, or a layer's ``activation``) is instrumented by
+The step timed is the trainer's own (``Trainer.train_step``, which ``Trainer.fit`` runs):
+gather a batch with ``np.take`` into reused buffers, zero the gradients, forward to the
+logits, loss, backward, the non-finite gradient check, clipping (when configured), the
+optimizer step, then the batch metrics; the step marks the clock after each phase. Each op (a layer, or a layer's ``activation``) is instrumented by
 wrapping its ``forward``/``backward`` on the instance with a timer; the layers
 themselves contain no timing code, and the model's own ``forward``/``backward`` run
 unchanged.
@@ -78,9 +78,8 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
     with ``forward_ms``, ``backward_ms``, ``total_ms`` per batch and ``share`` of the
     step), ``step_ms``, ``samples_per_s``, ``gflops`` and the figures they come from.
     """
-    from dlcli.train.metrics import batch_metrics
     from dlcli.train.session import initialize, prepare, targets
-    from dlcli.train.trainer import Trainer, clip_gradients
+    from dlcli.train.trainer import Trainer
 
     if batches < 1:
         raise ValueError("batches must be >= 1")
@@ -109,50 +108,38 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
         op.forward = _timed(op.forward, slot, 0)
         op.backward = _timed(op.backward, slot, 1)
 
-    phases = ("data", "zero_grad", "loss_forward", "loss_backward", "gradient_check",
-              "clipping", "optimizer", "metrics", "step")
+    phases = ("data", "zero_grad", "forward", "loss_forward", "loss_backward", "backward",
+              "gradient_check", "clipping", "optimizer", "metrics")
     clock = time.perf_counter
     params = model.parameters()
     grads = [g for _, _, g in params]
+    flat = model.flat_buffers()
     x_buf = np.empty((batch,) + x.shape[1:], dtype=x.dtype)
     y_buf = np.empty((batch,) + y.shape[1:], dtype=y.dtype)
     order = rng.permutation(n)
     per_epoch = math.ceil(n / batch)
 
     def run(steps: int) -> dict:
-        totals = dict.fromkeys(phases, 0.0)
+        totals = dict.fromkeys(phases + ("step",), 0.0)
+        last = [0.0]
+
+        def mark(phase):
+            now = clock()
+            totals[phase] += now - last[0]
+            last[0] = now
+
         for s in range(steps):
+            start = last[0] = clock()
             b = s % per_epoch
-            t0 = clock()
             index = order[b * batch:(b + 1) * batch]
             m = len(index)
             xb = np.take(x, index, axis=0, out=x_buf[:m])
             yb = np.take(y, index, axis=0, out=y_buf[:m])
-            t1 = clock()
-            model.zero_grad()
-            t2 = clock()
-            logits = model.forward(xb, training=True, logits=True)
-            t3 = clock()
-            value = loss.forward(logits, yb)
-            t4 = clock()
-            dy = loss.backward()
-            t5 = clock()
-            model.backward(dy)
-            t6 = clock()
-            trainer._check_gradients(params, 1, s + 1)
-            t7 = clock()
-            if clip_norm is not None or clip_value is not None:
-                clip_gradients(grads, clip_norm, clip_value)
-            t8 = clock()
-            optimizer.step(params)
-            t9 = clock()
-            batch_metrics(task, loss.output(logits), yb)
-            t10 = clock()
-            if not math.isfinite(value):
-                raise trainer._diverged(1, s + 1, f"the loss became {value}")
-            for key, dt in zip(phases, (t1 - t0, t2 - t1, t4 - t3, t5 - t4, t7 - t6, t8 - t7,
-                                        t9 - t8, t10 - t9, t10 - t0)):
-                totals[key] += dt
+            mark("data")
+            _, logits = trainer.train_step(xb, yb, params, grads, flat, 1, s + 1, mark)
+            trainer.batch_metrics(logits, yb)
+            mark("metrics")
+            totals["step"] += last[0] - start
         return totals
 
     with np.errstate(all="ignore"):

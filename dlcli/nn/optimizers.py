@@ -390,6 +390,7 @@ class Optimizer:
         self.lr = _number("lr", lr)
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self._scratch: dict[str, dict[str, np.ndarray]] = {}  # work arrays, not checkpointed
+        self._packed = None  # see _step_packed: None (not yet), False (never) or its layout
 
     # ---- introspection --------------------------------------------------------------------
     @classmethod
@@ -414,15 +415,102 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
     # ---- stepping -------------------------------------------------------------------------
-    def step(self, params) -> None:
-        """Update every ``(key, param, grad)`` of ``params`` in place."""
+    def step(self, params, flat=None) -> None:
+        """Update every ``(key, param, grad)`` of ``params`` in place.
+
+        ``flat``, optional, is ``(parameters, gradients)``: two contiguous buffers that
+        every ``param`` and ``grad`` is a view of, in order (``Model.flat_buffers()``). The
+        update then runs once over the whole buffers, with the state kept in buffers of the
+        same layout whose slices are each key's ``state`` arrays — the same arithmetic,
+        element for element, as one call per parameter, without the per-call overhead.
+        """
         lr = float(self.lr)
         if not lr >= 0:
             raise ValueError(f"lr must be >= 0; got {self.lr!r}")
+        if flat is not None and self._step_packed(params, flat, lr):
+            return
+        if self._packed:  # leaving the packed form: each key counts its own steps again
+            self._packed = None
+            for entries in self.state.values():
+                if "step" in entries:
+                    entries["step"] = np.array(entries["step"], copy=True)
         for key, param, grad in params:
             state = self.state.setdefault(key, {})
             scratch = self._scratch.setdefault(key, {})
             self._update(param, grad, state, scratch, lr)
+
+    def _step_packed(self, params, flat, lr) -> bool:
+        """One update over the packed buffers; False (nothing done) when the state does not
+        allow it: keys whose state entries or step counts differ (e.g. a checkpoint made
+        with other parameters), so that the per-parameter loop handles them."""
+        if self._packed is False:  # the state does not pack (until load_state_dict)
+            return False
+        flat_param, flat_grad = flat
+        keys = tuple(key for key, _, _ in params)
+        packed = self._packed
+        if packed is None or packed["param"] is not flat_param or packed["keys"] != keys:
+            packed = self._packed = self._pack(params, flat_param, flat_grad, keys)
+        if packed is None:
+            return False
+        if packed["state"] is None:
+            packed["state"] = self._pack_state(packed)
+            if packed["state"] is None:
+                self._packed = False
+                return False
+        state = packed["state"]
+        self._update(flat_param, flat_grad, state, packed["scratch"], lr)
+        if any(packed["shared"].get(name) is not arr for name, arr in state.items()):
+            self._share_state(packed)
+        return True
+
+    @staticmethod
+    def _pack(params, flat_param, flat_grad, keys):
+        """Where each parameter lies in the buffers, or None if they are not its views."""
+        slices = []
+        origin = flat_param.__array_interface__["data"][0]
+        for _, param, grad in params:
+            if param.base is not flat_param or grad.base is not flat_grad \
+                    or not param.flags.c_contiguous:
+                return None
+            start = (param.__array_interface__["data"][0] - origin) // param.itemsize
+            slices.append((start, start + param.size, param.shape))
+        return {"param": flat_param, "keys": keys, "slices": slices, "state": None,
+                "shared": {}, "scratch": {}}
+
+    def _pack_state(self, packed) -> dict | None:
+        """Packed buffers holding the current per-key state (all zero where none yet)."""
+        entries = [self.state.get(key, {}) for key in packed["keys"]]
+        names = set(entries[0])
+        if any(set(e) != names for e in entries):
+            return None
+        state = {}
+        param = packed["param"]
+        for name in names:
+            if name == "step":
+                steps = {int(e["step"]) for e in entries}
+                if len(steps) != 1:
+                    return None
+                state["step"] = np.array(steps.pop(), dtype=np.int64)
+                continue
+            buf = np.zeros_like(param)
+            for e, (start, stop, shape) in zip(entries, packed["slices"]):
+                if e[name].shape != shape:
+                    return None
+                buf[start:stop] = e[name].ravel()
+            state[name] = buf
+        packed["shared"] = {}
+        self._share_state(packed, state)
+        return state
+
+    def _share_state(self, packed, state=None) -> None:
+        """Point each key's state entries at its slices of the packed state (``step`` is one
+        0-d array shared by all keys)."""
+        state = packed["state"] if state is None else state
+        for key, (start, stop, shape) in zip(packed["keys"], packed["slices"]):
+            entries = self.state.setdefault(key, {})
+            for name, arr in state.items():
+                entries[name] = arr if name == "step" else arr[start:stop].reshape(shape)
+        packed["shared"] = dict(state)
 
     def _update(self, param, grad, state, scratch, lr) -> None:
         raise NotImplementedError
@@ -465,6 +553,7 @@ class Optimizer:
             if missing:
                 raise ValueError(f"{self.type_name} state of {key!r} lacks {', '.join(missing)}")
         self.state = state
+        self._packed = None
 
 
 @_registered("sgd")

@@ -21,6 +21,10 @@ class Callback:
     def on_exception(self, trainer, exc): ...
 
 
+def _no_mark(phase):
+    pass
+
+
 class Interrupted(Exception):
     """Training stopped on a signal after finishing a step (and checkpointing it)."""
 
@@ -131,6 +135,7 @@ class Trainer:
             self._resume = None
         params = self.model.parameters()
         grads = [g for _, _, g in params]
+        flat = self.model.flat_buffers()
         x_buf = np.empty((batch,) + x.shape[1:], dtype=x.dtype)
         y_buf = np.empty((batch,) + y.shape[1:], dtype=y.dtype)
         self._epoch_state = None
@@ -153,24 +158,11 @@ class Trainer:
                     m = len(index)
                     xb = np.take(x, index, axis=0, out=x_buf[:m])
                     yb = np.take(y, index, axis=0, out=y_buf[:m])
-                    self.model.zero_grad()
-                    logits = self.model.forward(xb, training=True, logits=True)
-                    loss = self.loss.forward(logits, yb)
-                    if not math.isfinite(loss):
-                        raise self._diverged(epoch, b + 1, f"the loss became {loss}"
-                                             + self._first_nonfinite(xb))
-                    self.model.backward(self.loss.backward())
-                    self._check_gradients(params, epoch, b + 1)
-                    if self.clip_norm is not None or self.clip_value is not None:
-                        clip_gradients(grads, self.clip_norm, self.clip_value)
-                    self.optimizer.step(params)
+                    loss, logits = self.train_step(xb, yb, params, grads, flat, epoch, b + 1)
                     self.step += 1
                     seen += m
                     loss_sum += loss * m
-                    # argmax of the logits is argmax of softmax(logits): skip a second softmax
-                    out = (logits if self.task == "classification" and self.loss.from_logits
-                           else self.loss.output(logits))
-                    for key, value in batch_metrics(self.task, out, yb).items():
+                    for key, value in self.batch_metrics(logits, yb).items():
                         sums[key] = sums.get(key, 0.0) + value
                     self._epoch_state = (order, b + 1, seen, loss_sum, sums)
                     self._emit("on_batch_end", b + 1, {"loss": loss_sum / seen})
@@ -198,11 +190,61 @@ class Trainer:
         self._emit("on_train_end", final)
         return self.history
 
-    def _check_gradients(self, params, epoch, step):
-        for key, _, grad in params:
-            if not np.isfinite(np.add.reduce(grad, axis=None)):
-                if not np.all(np.isfinite(grad)):
-                    raise self._diverged(epoch, step, f"the gradient of {key} became non-finite")
+    def batch_metrics(self, logits, yb) -> dict[str, float]:
+        """The task's metric sums over one batch, from the logits ``train_step`` returned."""
+        # argmax of the logits is argmax of softmax(logits): skip a second softmax
+        out = (logits if self.task == "classification" and self.loss.from_logits
+               else self.loss.output(logits))
+        return batch_metrics(self.task, out, yb)
+
+    def train_step(self, xb, yb, params, grads, flat, epoch, step, mark=None):
+        """One optimizer step on the batch ``(xb, yb)``; returns ``(loss, logits)``.
+
+        Zero the gradients (lazily: backward overwrites them), forward to the logits, the
+        loss (TrainingError when it is not finite), backward, the non-finite gradient
+        check, clipping when configured, the optimizer step. ``params``/``grads``/``flat``
+        are ``model.parameters()``, its gradients and ``model.flat_buffers()``; ``epoch``
+        and ``step`` only name the place in errors. ``mark(phase)``, when given, is called
+        after each phase (``dlcli time`` reads the clock there).
+        """
+        mark = mark or _no_mark
+        self.model.zero_grad(lazy=True)
+        mark("zero_grad")
+        logits = self.model.forward(xb, training=True, logits=True)
+        mark("forward")
+        loss = self.loss.forward(logits, yb)
+        mark("loss_forward")
+        if not math.isfinite(loss):
+            raise self._diverged(epoch, step, f"the loss became {loss}"
+                                 + self._first_nonfinite(xb))
+        dy = self.loss.backward()
+        mark("loss_backward")
+        self.model.backward(dy)
+        mark("backward")
+        self._check_gradients(params, flat, epoch, step)
+        mark("gradient_check")
+        if self.clip_norm is not None or self.clip_value is not None:
+            clip_gradients(grads, self.clip_norm, self.clip_value)
+        mark("clipping")
+        self.optimizer.step(params, flat)
+        mark("optimizer")
+        return loss, logits
+
+    def _check_gradients(self, params, flat, epoch, step):
+        """Raise when a gradient holds a NaN or an infinity.
+
+        The fast test is ‖g‖² by BLAS (``np.dot``, one call over the packed gradients when
+        the model has them): a NaN or ±inf anywhere makes it non-finite. Only then is each
+        gradient searched, which also clears the rare false alarm of a finite gradient
+        whose square overflows."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            if flat is not None and np.isfinite(np.dot(flat[1], flat[1])):
+                return
+            for key, _, grad in params:
+                g = grad.reshape(-1)
+                if not np.isfinite(np.dot(g, g)) and not np.all(np.isfinite(grad)):
+                    raise self._diverged(epoch, step,
+                                         f"the gradient of {key} became non-finite")
 
     def _first_nonfinite(self, x) -> str:
         """Where the non-finite values start: a parameter, or the first layer output."""

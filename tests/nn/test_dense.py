@@ -61,6 +61,13 @@ def test_dense_unit_norm_update_divides_by_the_norm_of_x_with_its_bias_input():
     layer.backward(np.array([[2.0]]))
     assert_close(layer.grads["weight"], [[2 * 3 / np.sqrt(26), 2 * 4 / np.sqrt(26)]])
     assert_close(layer.grads["bias"], [2 / np.sqrt(26)])
+    # the trainer's lazily zeroed buffers (stale values from a previous step) give the same
+    layer.grads["weight"][...] = 5.0
+    layer.grads["bias"][...] = 5.0
+    layer.zero_grad(lazy=True)
+    layer.backward(np.array([[2.0]]))
+    assert_close(layer.grads["weight"], [[2 * 3 / np.sqrt(26), 2 * 4 / np.sqrt(26)]])
+    assert_close(layer.grads["bias"], [2 / np.sqrt(26)])
 
 
 def test_dense_skips_the_input_gradient_when_nobody_needs_it():

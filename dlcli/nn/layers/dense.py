@@ -86,13 +86,14 @@ class Dense(Layer):
             if self.use_bias:
                 sq += 1
             inv_norm = 1 / np.sqrt(np.maximum(sq, np.finfo(x.dtype).tiny))
-            self.grads["weight"] += (dy * inv_norm).T @ x
+            scaled = dy * inv_norm
+            self._add_matmul("weight", scaled.T, x)
             if self.use_bias:
-                self.grads["bias"] += np.sum(dy * inv_norm, axis=0)
+                self._add_sum("bias", scaled, 0)
         else:
             self._add_matmul("weight", dy.T, x)
             if self.use_bias:
-                self._add_sum("bias", dy, 0)
+                self._add_row_sum("bias", dy)
         if not self.need_input_grad:
             return None
         return (dy @ self.params["weight"]).reshape(self._input_shape)

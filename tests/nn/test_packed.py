@@ -1,0 +1,179 @@
+"""Packed parameters: a built model keeps all parameters in one buffer and all gradients in
+another (each layer holds views), and the optimizer then updates the whole buffer at once.
+
+The reference is the per-parameter path every optimizer already has (checked against the
+formulas in test_optimizers.py): the packed update must give the same bits, state
+included, through learning-rate changes, checkpoints and switches between the two paths.
+"""
+
+import numpy as np
+import pytest
+
+from dlcli.nn.model import Model
+from dlcli.registry import OPTIMIZERS
+from tests.nn.test_optimizers import ALL_CONFIGS
+
+LAYERS = [
+    {"type": "dense", "units": 5, "activation": "relu"},
+    {"type": "dense", "units": 3},  # 5*3 + 3: sizes that are not multiples of the alignment
+]
+
+
+def built(dtype=np.float32, seed=0):
+    return Model.from_config(LAYERS, (7,), dtype).build(np.random.default_rng(seed))
+
+
+def test_parameters_and_gradients_are_views_of_two_buffers():
+    model = built()
+    flat_params, flat_grads = model.flat_buffers()
+    align = Model._ALIGN
+    for _, param, grad in model.parameters():
+        assert param.base is flat_params and grad.base is flat_grads
+        offset = (param.__array_interface__["data"][0]
+                  - flat_params.__array_interface__["data"][0]) // param.itemsize
+        assert offset % align == 0
+    # writing through a layer's array is writing into the buffer, and the other way round
+    layer = model.layers[0]
+    layer.params["weight"][0, 0] = 42.0
+    assert 42.0 in flat_params
+    # everything outside the arrays (alignment padding) is zero
+    covered = _covered(model)
+    assert not covered.all()  # these sizes need padding
+    assert not np.any(flat_params[~covered]) and not np.any(flat_grads[~covered])
+
+
+def _covered(model):
+    """Which elements of the packed buffers belong to a parameter."""
+    flat_params = model.flat_buffers()[0]
+    covered = np.zeros(len(flat_params), bool)
+    for _, param, _ in model.parameters():
+        start = (param.__array_interface__["data"][0]
+                 - flat_params.__array_interface__["data"][0]) // param.itemsize
+        covered[start:start + param.size] = True
+    return covered
+
+
+def test_packing_keeps_the_initial_values():
+    # the same layers built without packing (layer by layer, same generator) hold the
+    # same numbers as the packed model
+    rng = np.random.default_rng(0)
+    model = built(seed=0)
+    plain = Model.from_config(LAYERS, (7,), np.float32)
+    for layer, shape, _ in plain.shapes():
+        layer.build(shape, rng, np.float32)
+        if layer.activation is not None:
+            layer.activation.build(layer.output_shape(shape), rng, np.float32)
+    for (k1, p1, _), (k2, p2, _) in zip(model.parameters(), plain.parameters()):
+        assert k1 == k2
+        np.testing.assert_array_equal(p1, p2)
+
+
+def test_a_layer_rebuilt_after_the_model_is_not_packed_any_more():
+    model = built()
+    layer = model.layers[1]
+    layer.build((5,), np.random.default_rng(1), np.float32)
+    assert model.flat_buffers() is None
+
+
+def _steps(opt, model, grads_per_step, packed, lrs=None):
+    params = model.parameters()
+    flat = model.flat_buffers() if packed else None
+    for i, grads in enumerate(grads_per_step):
+        for (_, _, g), value in zip(params, grads):
+            g[...] = value
+        if lrs is not None:
+            opt.lr = lrs[i]
+        opt.step(params, flat)
+
+
+def _grads(model, steps, seed):
+    rng = np.random.default_rng(seed)
+    return [[rng.standard_normal(p.shape).astype(p.dtype) for _, p, _ in model.parameters()]
+            for _ in range(steps)]
+
+
+def _assert_same(model_a, opt_a, model_b, opt_b):
+    for (k, a, _), (_, b, _) in zip(model_a.parameters(), model_b.parameters()):
+        assert a.tobytes() == b.tobytes(), k
+    sa, sb = opt_a.state_dict(), opt_b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert sa[k].dtype == sb[k].dtype and sa[k].tobytes() == sb[k].tobytes(), k
+
+
+@pytest.mark.parametrize("name, options", ALL_CONFIGS, ids=str)
+def test_packed_update_is_bit_identical_to_per_parameter(name, options):
+    grads = None
+    runs = {}
+    for packed in (False, True):
+        model = built()
+        grads = grads or _grads(model, 6, seed=1)
+        opt = OPTIMIZERS.get(name)(**options)
+        lr = opt.lr
+        _steps(opt, model, grads, packed, lrs=[lr, lr, lr, lr * 0.5, lr * 0.5, lr * 0.1])
+        runs[packed] = (model, opt)
+    _assert_same(*runs[False], *runs[True])
+
+
+@pytest.mark.parametrize("name, options", ALL_CONFIGS, ids=str)
+def test_switching_between_packed_and_per_parameter_steps(name, options):
+    # packed, then per parameter, then packed again: each key keeps its own step count
+    reference, mixed = built(), built()
+    grads = _grads(reference, 6, seed=2)
+    opt_ref, opt_mixed = (OPTIMIZERS.get(name)(**options) for _ in range(2))
+    _steps(opt_ref, reference, grads, packed=False)
+    _steps(opt_mixed, mixed, grads[:2], packed=True)
+    _steps(opt_mixed, mixed, grads[2:4], packed=False)
+    _steps(opt_mixed, mixed, grads[4:], packed=True)
+    _assert_same(reference, opt_ref, mixed, opt_mixed)
+
+
+@pytest.mark.parametrize("name, options", ALL_CONFIGS, ids=str)
+def test_packed_state_round_trips_through_a_checkpoint(name, options):
+    original = built()
+    grads = _grads(original, 7, seed=3)
+    opt = OPTIMIZERS.get(name)(**options)
+    _steps(opt, original, grads[:3], packed=True)
+    saved_params = original.state_dict()
+    saved_params = {k: v.copy() for k, v in saved_params.items()}
+    saved_state = opt.state_dict()
+
+    resumed = built(seed=5)  # other initial weights, replaced by the checkpoint
+    resumed.load_state_dict(saved_params)
+    config = opt.get_config()
+    opt_resumed = OPTIMIZERS.get(config.pop("type"))(**config)
+    opt_resumed.load_state_dict(saved_state)
+    _steps(opt, original, grads[3:], packed=True)
+    _steps(opt_resumed, resumed, grads[3:], packed=True)
+    _assert_same(original, opt, resumed, opt_resumed)
+
+
+def test_state_with_different_step_counts_falls_back_to_per_parameter():
+    # a checkpoint whose keys were stepped a different number of times cannot share one
+    # step count: the packed path declines and the per-parameter one gives the reference
+    model_a, model_b = built(), built()
+    grads = _grads(model_a, 3, seed=4)
+    state = {}
+    for key, param, _ in model_a.parameters():
+        state[f"{key}.step"] = np.array(2 if key.endswith("bias") else 5)
+        state[f"{key}.exp_avg"] = np.full(param.shape, 0.1, np.float32)
+        state[f"{key}.exp_avg_sq"] = np.full(param.shape, 0.2, np.float32)
+    opt_a, opt_b = OPTIMIZERS.get("adam")(), OPTIMIZERS.get("adam")()
+    opt_a.load_state_dict(state)
+    opt_b.load_state_dict(state)
+    _steps(opt_a, model_a, grads, packed=False)
+    _steps(opt_b, model_b, grads, packed=True)
+    _assert_same(model_a, opt_a, model_b, opt_b)
+    assert int(opt_b.state["dense1.bias"]["step"]) == 5
+    assert int(opt_b.state["dense1.weight"]["step"]) == 8
+
+
+def test_packed_steps_leave_the_padding_at_zero():
+    model = built()
+    flat_params, flat_grads = model.flat_buffers()
+    padding = ~_covered(model)
+    for name, options in ALL_CONFIGS:
+        opt = OPTIMIZERS.get(name)(**options)
+        _steps(opt, model, _grads(model, 3, seed=6), packed=True)
+        assert not np.any(flat_params[padding]), name
+        assert not np.any(flat_grads[padding]), name

@@ -1,0 +1,94 @@
+"""One training step (``Trainer.train_step``): lazily zeroed gradients and the non-finite
+gradient check, on the packed buffers and without them."""
+
+import numpy as np
+import pytest
+
+import dlcli.nn.losses  # noqa: F401  (registers the losses)
+import dlcli.nn.optimizers  # noqa: F401  (registers the optimizers)
+from dlcli.errors import TrainingError
+from dlcli.nn.model import Model
+from dlcli.registry import LOSSES, OPTIMIZERS
+from dlcli.train.trainer import Trainer
+
+LAYERS = [{"type": "dense", "units": 4, "activation": "tanh"}, {"type": "dense", "units": 2}]
+
+
+class ScaledMSE(LOSSES.get("mse")):
+    """MSE whose backward returns ``factor`` times the true gradient (NaN, inf or huge)."""
+
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+
+    def backward(self):
+        return super().backward() * self.factor
+
+
+def setup(factor=1.0, packed=True, seed=0):
+    model = Model.from_config(LAYERS, (3,), np.float32).build(np.random.default_rng(seed))
+    if not packed:
+        model._flat = None
+    trainer = Trainer(model, ScaledMSE(factor), OPTIMIZERS.get("sgd")(lr=1e-30),
+                      task="regression", batch_size=4, epochs=1, rng=np.random.default_rng(0))
+    rng = np.random.default_rng(seed + 1)
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    y = rng.standard_normal((4, 2)).astype(np.float32)
+    return model, trainer, x, y
+
+
+def step(model, trainer, x, y):
+    params = model.parameters()
+    grads = [g for _, _, g in params]
+    return trainer.train_step(x, y, params, grads, model.flat_buffers(), 3, 7)
+
+
+@pytest.mark.parametrize("packed", [True, False])
+@pytest.mark.parametrize("factor", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_gradient_stops_training_and_names_the_parameter(factor, packed):
+    model, trainer, x, y = setup(factor, packed)
+    assert (model.flat_buffers() is not None) == packed
+    with np.errstate(all="ignore"), pytest.raises(TrainingError) as info:
+        step(model, trainer, x, y)
+    # every gradient is non-finite here; the first in parameter order is named
+    assert "the gradient of dense1.weight became non-finite at epoch 3, step 7" \
+        in str(info.value)
+    assert info.value.status == "diverged"
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_a_huge_but_finite_gradient_is_not_reported(packed):
+    # ‖g‖² overflows float32 (the fast test's false alarm); every element is finite
+    model, trainer, x, y = setup(1e30, packed)
+    step(model, trainer, x, y)
+    grads = [g for _, _, g in model.parameters()]
+    assert all(np.all(np.isfinite(g)) for g in grads)
+    assert max(float(np.max(np.abs(g))) for g in grads) > 1e19
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_lazily_zeroed_gradients_are_this_steps_gradients(packed):
+    # after a step, each gradient equals the one a fresh model computes from zeroed buffers
+    # (a lazy zero_grad must not leave the previous step's values in)
+    model, trainer, x, y = setup(1.0, packed)
+    step(model, trainer, x, y)
+    step(model, trainer, x * 2, y)
+    fresh, _, _, _ = setup(1.0, packed)
+    fresh.load_state_dict(model.state_dict())
+    fresh.zero_grad()
+    loss = ScaledMSE(1.0)
+    loss.forward(fresh.forward(x * 2, training=True, logits=True), y)
+    fresh.backward(loss.backward())
+    for (key, _, g), (_, _, expected) in zip(model.parameters(), fresh.parameters()):
+        np.testing.assert_array_equal(g, expected, err_msg=key)
+
+
+def test_backward_zeroes_a_lazily_zeroed_gradient_it_does_not_reach():
+    model, _, _, _ = setup()
+    for _, _, g in model.parameters():
+        g[...] = 7.0
+    model.zero_grad(lazy=True)
+    assert all(np.all(g == 7.0) for _, _, g in model.parameters())  # nothing written yet
+    for layer in model.layers:
+        layer.settle_grads()  # what Model.backward does after its last layer
+    assert all(not np.any(g) for _, _, g in model.parameters())
