@@ -17,7 +17,7 @@ away from 0 and 1 (with a warning from the config check).
 
 import numpy as np
 
-from dlcli.nn.activations import log_softmax, sigmoid, softmax
+from dlcli.nn.activations import sigmoid, softmax
 from dlcli.registry import LOSSES
 
 
@@ -145,13 +145,18 @@ class CategoricalCrossEntropy(Loss):
         labels = target if target.ndim == 1 else None
         rows = np.arange(n)
         if self.from_logits:
-            logp = log_softmax(pred)
-            grad = np.exp(logp)
+            # log ŷ = z − log Σ e^z with z = pred − max (finite for any finite pred); the
+            # gradient's softmax reuses e^z instead of a second exp.
+            z = pred - np.max(pred, axis=1, keepdims=True)
+            grad = np.exp(z)
+            total = np.sum(grad, axis=1, keepdims=True)
+            grad /= total
+            log_total = np.log(total)
             if labels is not None:
-                loss = -np.sum(logp[rows, labels]) / n
+                loss = (np.sum(log_total) - np.sum(z[rows, labels])) / n
                 grad[rows, labels] -= 1
             else:
-                loss = -np.sum(target * logp) / n
+                loss = -np.sum(target * (z - log_total)) / n
                 grad -= target
             grad *= scale
             self._grad = grad

@@ -175,3 +175,21 @@ def test_one_hot_examples_of_the_notes():
     ])
     assert one_hot([3, 0, 2]).shape == (3, 4)
     assert one_hot([5, 0, 4, 4, 3]).shape == (5, 6)
+
+
+def test_relu_of_infinities_and_nan():
+    # relu(-inf) = 0 and relu(inf) = inf; a NaN stays NaN (the divergence check sees it)
+    y, dx = run("relu", np.array([-np.inf, np.inf, np.nan, -1.0, 2.0]))
+    np.testing.assert_array_equal(y, [0.0, np.inf, np.nan, 0.0, 2.0])
+    np.testing.assert_array_equal(dx, [0.0, 1.0, 0.0, 0.0, 1.0])
+
+
+def test_relu_is_max_zero_for_every_batch_shape_it_meets():
+    # the zero array it compares with follows the input's shape and dtype
+    layer = build_layer({"type": "activation", "activation": "relu"})
+    rng = np.random.default_rng(0)
+    for shape, dtype in [((4, 3), np.float32), ((2, 3), np.float32), ((2, 3, 5, 5), np.float64)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        y = layer.forward(x, training=True)
+        assert y.dtype == dtype
+        np.testing.assert_array_equal(y, np.where(x > 0, x, 0))
