@@ -503,3 +503,85 @@ def test_conv_transpose2d_matches_torch(case):
     np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-10)
     np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-10)
     np.testing.assert_allclose(layer.grads["weight"], wt.grad.numpy(), atol=1e-10)
+
+
+# ---- stride-1 path: row-blocked "wide" columns ------------------------------------------------
+def ref_conv2d_grads(x, weight, dy, pads):
+    """(dx, dweight, dbias) of a stride-1 cross-correlation, summed offset by offset."""
+    n, c, h, w = x.shape
+    _, _, kh, kw = weight.shape
+    (pt, pb), (pl, pr) = pads
+    xp = np.zeros((n, c, h + pt + pb, w + pl + pr))
+    xp[:, :, pt:pt + h, pl:pl + w] = x
+    oh, ow = dy.shape[2:]
+    dxp, dweight = np.zeros_like(xp), np.zeros(weight.shape)
+    for u in range(kh):
+        for v in range(kw):
+            dweight[:, :, u, v] = np.einsum("nfij,ncij->fc", dy, xp[:, :, u:u + oh, v:v + ow])
+            dxp[:, :, u:u + oh, v:v + ow] += np.einsum("nfij,fc->ncij", dy, weight[:, :, u, v])
+    return dxp[:, :, pt:pt + h, pl:pl + w], dweight, dy.sum(axis=(0, 2, 3))
+
+
+# (batch, C, H, W), filters, kernel, padding: odd sizes, batch of 1, asymmetric "same",
+# a 1x1 kernel, a kernel as tall as the padded input (one output row), LeNet's conv2.
+S1_CASES = [
+    ((2, 3, 9, 7), 2, 3, 0),
+    ((1, 2, 6, 5), 3, (2, 3), 1),
+    ((3, 1, 5, 8), 2, (4, 2), "same"),
+    ((2, 2, 4, 4), 5, 1, 0),
+    ((2, 3, 5, 6), 2, (5, 2), (0, 1)),
+    ((1, 8, 14, 14), 16, 5, 0),
+]
+
+
+@pytest.mark.parametrize("rows", [None, 1, 2, 3, 4, 16])
+@pytest.mark.parametrize("case", S1_CASES, ids=lambda c: f"{c[0]}-f{c[1]}-k{c[2]}-p{c[3]}")
+def test_stride1_path_matches_references_for_any_row_block(case, rows, monkeypatch):
+    """Forward against the loop reference, backward against offset-by-offset sums, with R
+    output rows per column forced to values that do and do not divide out_h (and exceed it)."""
+    if rows is not None:
+        monkeypatch.setattr(F, "_row_block", lambda filters, kh, out_h: rows)
+    shape, f, k, p = case
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal(shape)
+    kh, kw = F.pair(k)
+    weight = rng.standard_normal((f, shape[1], kh, kw))
+    bias = rng.standard_normal(f)
+    pads = F.resolve_padding(p, shape[2:], (kh, kw), (1, 1))
+    for flip, b in ((False, bias), (True, None)):
+        ws = {}
+        y, cache = F.conv2d_forward(x, weight, b, 1, p, flip_kernel=flip, workspace=ws)
+        assert "s1" in cache  # the stride-1 path ran
+        np.testing.assert_allclose(y, ref_conv2d(x, weight, b, (1, 1), pads, flip), atol=1e-12)
+        dy = rng.standard_normal(y.shape)
+        dx, dweight, dbias = F.conv2d_backward(dy, cache, workspace=ws)
+        w_eff = weight[:, :, ::-1, ::-1] if flip else weight
+        ref_dx, ref_dw, ref_db = ref_conv2d_grads(x, w_eff, dy, pads)
+        np.testing.assert_allclose(dx, ref_dx, atol=1e-12)
+        np.testing.assert_allclose(dweight, ref_dw[:, :, ::-1, ::-1] if flip else ref_dw,
+                                   atol=1e-12)
+        if b is None:
+            assert dbias is None
+        else:
+            np.testing.assert_allclose(dbias, ref_db, atol=1e-12)
+        # A second batch through the same (reused) buffers gives the same answers.
+        y2, cache2 = F.conv2d_forward(x, weight, b, 1, p, flip_kernel=flip, workspace=ws)
+        np.testing.assert_array_equal(y2, y)
+        np.testing.assert_array_equal(F.conv2d_backward(dy, cache2, workspace=ws)[0], dx)
+
+
+def test_stride1_path_float32_matches_float64():
+    """LeNet's conv1 shape (R = 2) in float32, against the same maths in float64."""
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((3, 3, 32, 32))
+    weight = rng.standard_normal((8, 3, 5, 5)) * 0.2
+    bias = rng.standard_normal(8)
+    y64, c64 = F.conv2d_forward(x, weight, bias)
+    y32, c32 = F.conv2d_forward(x.astype(np.float32), weight.astype(np.float32),
+                                bias.astype(np.float32))
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, y64, atol=1e-4)
+    dy = rng.standard_normal(y64.shape)
+    for g64, g32 in zip(F.conv2d_backward(dy, c64), F.conv2d_backward(dy.astype(np.float32), c32)):
+        assert g32.dtype == np.float32
+        np.testing.assert_allclose(g32, g64, rtol=1e-4, atol=1e-3)

@@ -295,3 +295,40 @@ def test_large_window_argmax_beyond_uint8():
     np.testing.assert_array_equal(y, expected)
     np.testing.assert_array_equal(layer.indices, expected_idx)
     assert check_layer(layer, x, np.random.default_rng(15))["input"] < TOL
+
+
+# ---- tiling windows (stride = pool, no padding): the contiguous-planes path ------------------
+@pytest.mark.parametrize("pool", [2, (2, 1), (1, 3), 3])
+@pytest.mark.parametrize("shape", [(1, 1, 4, 4), (2, 3, 7, 5), (3, 2, 6, 9)])
+def test_tiled_maxpool_with_ties_matches_reference(shape, pool):
+    """Small integers make many ties (whole windows equal, ties across rows and columns):
+    the first maximum in scan order must win, in the forward's argmax and in the backward."""
+    from dlcli.nn.functional import pooling as P
+
+    rng = np.random.default_rng(16)
+    x = rng.integers(0, 3, shape).astype(np.float32)
+    x[0, 0, :2, :2] = [[0, 2], [2, 1]]  # a tie between row 0 and row 1 (2x2: b beats c)
+    h, w = shape[2:]
+    ws = {}
+    for _ in range(2):  # the second pass reuses the workspace buffers
+        y, argmax = P.maxpool2d_forward(x, pool, workspace=ws)
+        expected, expected_idx = ref_pool(x.astype(np.float64), pool, None, 0, "max")
+        np.testing.assert_array_equal(y, expected)
+        np.testing.assert_array_equal(P.argmax_to_indices(argmax, (h, w), pool), expected_idx)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        dx = P.maxpool2d_backward(dy, argmax, (h, w), pool, workspace=ws)
+        assert dx.dtype == np.float32
+        np.testing.assert_array_equal(dx, ref_unpool(dy, expected_idx, h, w))
+    assert set(P.maxpool2d_forward(x, pool)[1].ravel()) <= set(range(np.prod(pair(pool))))
+
+
+def test_tiled_maxpool_layer_feeds_unpool_and_torch_on_ties():
+    x = np.zeros((2, 3, 6, 6), np.float32)  # all ties: every window picks offset 0
+    x[1, 2, 3, 4] = 1.0
+    pool_layer, unpool = linked_pair((3, 6, 6), 2, None, 0, np.float32)
+    y = unpool.forward(pool_layer.forward(x))
+    np.testing.assert_array_equal(y, x)  # zeros at offset 0, the single 1 in place
+    assert (pool_layer.argmax[0] == 0).all()
+    torch = pytest.importorskip("torch")
+    _, it = torch.nn.functional.max_pool2d(torch.tensor(x), 2, return_indices=True)
+    np.testing.assert_array_equal(pool_layer.indices, it.numpy())

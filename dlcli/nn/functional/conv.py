@@ -10,10 +10,15 @@ Notation (notes, chapter 3): input ``n x n``, kernel ``f x f``, padding ``p``, s
 * Transposed convolution (notes 4.1.3) is the gradient of a convolution with respect to its
   input: output size ``s(n - 1) + f - 2p + output_padding``, PyTorch's ``conv_transpose2d``.
 
-Speed: one im2col copy and one GEMM per pass. The column matrix is laid out
-``(C*kh*kw, N*out_h*out_w)`` so the forward is ``W.reshape(F, -1) @ cols`` and the weight
-gradient is ``dy2 @ cols.T`` — single large BLAS calls over the whole batch. col2im loops only
-over the ``kh*kw`` kernel offsets, each adding one strided slice (``np.add.at`` is far slower).
+Speed: one im2col copy and one GEMM per pass, over the whole batch. Stride-1 convolutions
+(:class:`_S1`) build their columns from long contiguous runs: each output row is computed at
+the full padded width (the extra columns are garbage, dropped in the copy out), and R output
+rows share a column so a layer with few filters still gets a product with ~32 output rows.
+The bias rides in the product (a row of ones), and the input gradient puts the kernel's
+horizontal offsets into its product's depth (:func:`_s1_input_grad`), leaving kh adds of
+long runs. Other strides use the column matrix ``(C*kh*kw, N*out_h*out_w)``: the forward is
+``W.reshape(F, -1) @ cols``, the weight gradient ``dy2 @ cols.T``, and col2im loops only over
+the ``kh*kw`` kernel offsets, each adding one strided slice (``np.add.at`` is far slower).
 Large buffers live in an optional ``workspace`` dict so a layer reuses them across batches.
 """
 
@@ -183,12 +188,18 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
     if oh <= 0 or ow <= 0:
         raise ValueError(f"kernel {kh}x{kw} is larger than the padded input "
                          f"{h + sum(pads[0])}x{w + sum(pads[1])}")
+    w_eff = flip(weight) if flip_kernel else weight
+    common = {"x_shape": x.shape, "pads": pads, "stride": stride, "kernel": (kh, kw),
+              "out_hw": (oh, ow), "flip_kernel": flip_kernel, "has_bias": bias is not None}
+    if stride == (1, 1):
+        y, cache = _s1_forward(x, w_eff, bias, pads, workspace)
+        cache.update(common)
+        return y, cache
     xp = pad_into(x, pads, workspace, "padded")
     # Rows/cols of the padded input that no window reaches (floor division) are dropped.
     xp = xp[:, :, : (oh - 1) * stride[0] + kh, : (ow - 1) * stride[1] + kw]
     cols = _buffer(workspace, "cols", (c * kh * kw, n * oh * ow), x.dtype)
     im2col(xp, (kh, kw), stride, out=cols)
-    w_eff = flip(weight) if flip_kernel else weight
     w2 = w_eff.reshape(f, c * kh * kw)  # copies only when flipped (small)
     y2 = _buffer(workspace, "y2", (f, n * oh * ow), x.dtype)
     np.matmul(w2, cols, out=y2)
@@ -198,9 +209,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
         np.add(y_cn, bias.reshape(1, f, 1, 1), out=y)
     else:
         np.copyto(y, y_cn)
-    cache = {"cols": cols, "w2": w2, "x_shape": x.shape, "pads": pads, "stride": stride,
-             "kernel": (kh, kw), "out_hw": (oh, ow), "flip_kernel": flip_kernel,
-             "has_bias": bias is not None}
+    cache = {"cols": cols, "w2": w2, **common}
     return y, cache
 
 
@@ -210,8 +219,15 @@ def conv2d_backward(dy: np.ndarray, cache: dict, *, need_input_grad: bool = True
 
     dy: (N, F, out_h, out_w). Returns ``(dx, dweight, dbias)``: dx (N, C, H, W) or None when
     not needed, dweight (F, C, kh, kw), dbias (F,) or None.
-    ``dW = dy2 @ cols.T``; ``dx = col2im(W2.T @ dy2)`` with ``dy2`` = dy as (F, N*out_h*out_w).
+    ``dW = dy2 @ cols.T``; ``dx = col2im(W2.T @ dy2)`` with ``dy2`` = dy as (F, N*out_h*out_w)
+    (stride 1: the same products in the layouts of :class:`_S1` and :func:`_s1_input_grad`).
     """
+    if "s1" in cache:
+        dweight, dbias, dx = _s1_backward(dy, cache, need_input_grad, workspace)
+        if cache["flip_kernel"]:
+            dweight = flip(dweight)
+        return dx, dweight, dbias
+    dbias = _bias_grad(dy) if cache["has_bias"] else None
     n, c, h, w = cache["x_shape"]
     kh, kw = cache["kernel"]
     sh, sw = cache["stride"]
@@ -223,13 +239,9 @@ def conv2d_backward(dy: np.ndarray, cache: dict, *, need_input_grad: bool = True
     dweight = (dy2 @ cols.T).reshape(f, c, kh, kw)
     if cache["flip_kernel"]:
         dweight = flip(dweight)
-    dbias = dy.sum(axis=(0, 2, 3)) if cache["has_bias"] else None
     if not need_input_grad:
         return None, dweight, dbias
     hp, wp = h + sum(pads[0]), w + sum(pads[1])
-    if (sh, sw) == (1, 1):
-        return _input_grad_stride1(w2, dy, cache["x_shape"], pads, (kh, kw), workspace), \
-            dweight, dbias
     dcols = _buffer(workspace, "dcols", cols.shape, dy.dtype)
     np.matmul(w2.T, dy2, out=dcols)
     # The input rows/cols no window reached (floor division) get zero gradient.
@@ -238,37 +250,199 @@ def conv2d_backward(dy: np.ndarray, cache: dict, *, need_input_grad: bool = True
     return dx, dweight, dbias
 
 
-def _input_grad_stride1(w2, dy, x_shape, pads, kernel, workspace) -> np.ndarray:
-    """dx of a stride-1 convolution, with col2im done as one long add per kernel offset.
+def _bias_grad(dy: np.ndarray) -> np.ndarray:
+    """``dy.sum(axis=(0, 2, 3))``, summing contiguous rows first (pairwise, vectorised)."""
+    n, f = dy.shape[:2]
+    return np.ascontiguousarray(dy).reshape(n, f, -1).sum(axis=2).sum(axis=0)
 
-    With stride 1 the window of offset (u, v) in a padded (Hp, Wp) plane is the run of
-    out_h*Wp consecutive pixels from u*Wp + v, if each output row is taken at the full
-    padded width Wp. So dy is laid out (F, N, out_h, Wp) with zeros in the columns
-    out_w..Wp-1, the column matrix ``W2ᵀ dy`` gets exact zeros there, and col2im adds a
-    (C, N, out_h*Wp) block per offset: kh*kw adds of long rows instead of kh*kw*C*N*out_h
-    rows of out_w (measured for LeNet's conv2, 64x8x14x14, 5x5: 2.1 ms -> see
-    benchmarks/RESULTS.md). The zero columns that run past a row's end add 0 to the next
-    row (or, past the last plane, to ``slack`` spare values), so the sum is exact.
+
+# ---- stride-1 convolution: row-blocked "wide" columns -------------------------------------
+def _gemm_rate(rows: int) -> float:
+    """OpenBLAS's relative rate for a product with this many output rows (measured on
+    LeNet's shapes: 8 rows run at about half the rate of 32, 16 rows at about 0.8)."""
+    return 1.0 if rows >= 32 else 0.8 if rows >= 16 else 0.5 if rows >= 8 else 0.3
+
+
+def _row_block(filters: int, kh: int, out_h: int) -> int:
+    """Output rows R computed per column of the stride-1 path.
+
+    A column of R rows reads ``A*R`` input rows, ``A = ceil((kh + R - 1) / R)``: per output
+    pixel the products do ``filters * A*R`` multiply-adds per input channel and kernel column
+    (at the rate of ``R*filters`` output rows), and the column matrix holds ``A`` values.
+    R minimises ``filters * A*R / rate + 8*A`` (a copied value costing about 8 multiply-adds);
+    on LeNet this picks R = 4 for conv1 (8 filters) and R = 2 for conv2 (16 filters), each
+    measured faster in a training step than its neighbours (R = 2, 8 and R = 1, 4).
     """
-    n, c, h, w = x_shape
-    kh, kw = kernel
-    _, f, oh, ow = dy.shape
-    hp, wp = h + sum(pads[0]), w + sum(pads[1])  # = out_h + kh - 1, out_w + kw - 1
-    length = oh * wp
-    dy_wide = _buffer(workspace, "dy_wide", (f, n, oh, wp), dy.dtype, zero=True)
-    np.copyto(dy_wide[:, :, :, :ow], dy.transpose(1, 0, 2, 3))  # columns >= ow stay 0
-    dcols = _buffer(workspace, "dcols_wide", (c * kh * kw, n * length), dy.dtype)
-    np.matmul(w2.T, dy_wide.reshape(f, n * length), out=dcols)
-    plane = hp * wp
-    size = c * n * plane
-    flat = np.zeros(size + (kh - 1) * wp + kw - 1, dy.dtype)
-    blocks = dcols.reshape(c, kh, kw, n, length)
-    for u in range(kh):
-        for v in range(kw):
-            start = u * wp + v
-            flat[start:start + size].reshape(c, n, plane)[:, :, :length] += blocks[:, u, v]
-    dxp = flat[:size].reshape(c, n, hp, wp).transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(_crop(dxp, pads, h, w))
+    def cost(rows):
+        a = -(-(kh + rows - 1) // rows)
+        return filters * a * rows / _gemm_rate(rows * filters) + 8 * a
+    return min((r for r in (1, 2, 4, 8) if r == 1 or r <= out_h), key=cost)
+
+
+class _S1:
+    """Geometry of the stride-1 path for one (input shape, filters, kernel, padding, R).
+
+    The zero-padded input is stored as ``xr`` (N, C, R, Q, Wp): sub-plane ``r`` holds the
+    padded rows ``R*q + r``. A GEMM column is one output position ``(n, i', j)`` of a block
+    of R output rows ``R*i' .. R*i'+R-1``, taken at the full padded width ``j < Wp`` (the
+    columns ``j >= out_w`` are garbage, computed and dropped). Its rows ``(c, a, r, v)`` hold
+    padded pixel ``(R*i' + R*a + r, j + v)``, i.e. ``xr[n, c, r, i' + a, j + v]``: for fixed
+    ``(n, c, a, r, v)`` the ``L = HB*Wp`` positions are one contiguous run of ``xr``, so the
+    column matrix is a single copy of long runs (the plain im2col copies rows of only out_w
+    values). Output row ``R*i' + s`` is then ``W_ext[s] @ column`` with
+    ``W_ext[s, f, c, u', v] = W[f, c, u' - s, v]`` (zero outside the kernel), so one product
+    with ``R*F`` output rows gives R output rows per column.
+    """
+
+    def __init__(self, x_shape, filters, kernel, pads, rows):
+        self.n, self.c, self.h, self.w = x_shape
+        self.f = filters
+        self.kh, self.kw = kernel
+        (self.pt, pb), (self.pl, pr) = pads
+        hp, self.wp = self.h + self.pt + pb, self.w + self.pl + pr
+        self.oh, self.ow = hp - self.kh + 1, self.wp - self.kw + 1
+        self.r = rows
+        self.hb = -(-self.oh // rows)              # row blocks; the last may hold garbage rows
+        self.a = -(-(self.kh + rows - 1) // rows)  # input row blocks an output block reads
+        self.q = self.hb + self.a - 1              # rows of each (c, r) sub-plane
+        self.length = self.hb * self.wp            # columns per sample
+        self.k = self.c * self.a * rows * self.kw  # rows of the column matrix
+        self.size = self.n * self.c * rows * self.q * self.wp
+
+    def row_split(self, sub: int):
+        """``(first input row t, first sub-plane row q, count)`` of the input rows stored in
+        sub-plane ``sub`` (padded row ``t + pt = R*q + sub``)."""
+        r, pt = self.r, self.pt
+        t0 = (sub - pt) % r
+        return t0, (t0 + pt) // r, len(range(t0, self.h, r))
+
+    def fill_input(self, x: np.ndarray, flat: np.ndarray) -> None:
+        """Write x into the interior of the zero-bordered ``xr`` buffer ``flat``."""
+        xr = flat[:self.size].reshape(self.n, self.c, self.r, self.q, self.wp)
+        for sub in range(self.r):
+            t0, q0, count = self.row_split(sub)
+            if count:
+                xr[:, :, sub, q0:q0 + count, self.pl:self.pl + self.w] = x[:, :, t0::self.r]
+
+    def columns(self, flat: np.ndarray) -> np.ndarray:
+        """Read-only (C, A, R, kw, N, L) view of ``xr`` whose copy is the column matrix."""
+        it = flat.itemsize
+        plane = self.q * self.wp
+        return as_strided(flat, shape=(self.c, self.a, self.r, self.kw, self.n, self.length),
+                          strides=(self.r * plane * it, self.wp * it, plane * it, it,
+                                   self.c * self.r * plane * it, it), writeable=False)
+
+    def copy_out(self, ext: np.ndarray, y: np.ndarray) -> None:
+        """y (N, F, out_h, out_w) <- ext (R*F, N*L): drop the garbage, interleave the rows."""
+        for dst, src in self._pairs(ext, y):
+            np.copyto(dst, src)
+
+    def copy_in(self, dy: np.ndarray, ext: np.ndarray) -> None:
+        """ext (R*F, N*L) <- dy (N, F, out_h, out_w); garbage entries keep their zeros."""
+        for src, dst in self._pairs(ext, dy):
+            np.copyto(dst, src)
+
+    def _pairs(self, ext, a):
+        """``(view of a, matching view of ext)`` pairs covering every output pixel of the
+        contiguous (N, F, out_h, out_w) array ``a``."""
+        m, f, oh, ow, r = a.shape[0], self.f, self.oh, self.ow, self.r
+        ext5 = ext.reshape(r, f, m, self.hb, self.wp)
+        full, rem = divmod(oh, r)
+        it = a.itemsize
+        if full:
+            blocks = as_strided(a, shape=(m, f, full, r, ow),
+                                strides=(f * oh * ow * it, oh * ow * it, r * ow * it, ow * it, it))
+            yield blocks, ext5[:, :, :, :full, :ow].transpose(2, 1, 3, 0, 4)
+        if rem:
+            yield a[:, :, full * r:], ext5[:rem, :, :, full, :ow].transpose(2, 1, 0, 3)
+
+
+def _s1_forward(x, w_eff, bias, pads, workspace):
+    """Stride-1 forward: ``y`` and the cache (the column matrix is kept for dW)."""
+    f, _, kh, kw = w_eff.shape
+    g = _S1(x.shape, f, (kh, kw), pads, _row_block(f, kh, x.shape[2] + sum(pads[0]) - kh + 1))
+    dt = x.dtype
+    flat = _buffer(workspace, "xr", (g.size + g.kw - 1,), dt, zero=True)
+    g.fill_input(x, flat)
+    # A bias rides in the product: a row of ones in the columns, a column of biases in W_ext.
+    kb = g.k + (bias is not None)
+    w_ext = _buffer(workspace, "w_ext", (g.r * f, kb), dt, zero=True)
+    taps = w_ext[:, :g.k].reshape(g.r, f, g.c, g.a * g.r, kw)
+    for s in range(g.r):  # the same entries every call: the rest stays zero
+        taps[s, :, :, s:s + kh] = w_eff
+    if bias is not None:
+        w_ext[:, g.k].reshape(g.r, f)[:] = bias
+    cols = _buffer(workspace, "cols", (kb, g.n * g.length), dt)
+    np.copyto(cols[:g.k].reshape(g.c, g.a, g.r, g.kw, g.n, g.length), g.columns(flat))
+    cols[g.k:] = 1
+    ext = _buffer(workspace, "y_ext", (g.r * f, g.n * g.length), dt)
+    np.matmul(w_ext, cols, out=ext)
+    y = np.empty((g.n, f, g.oh, g.ow), dt)
+    g.copy_out(ext, y)
+    return y, {"s1": g, "cols": cols, "w_eff": w_eff}
+
+
+def _s1_backward(dy, cache, need_input_grad, workspace):
+    """Stride-1 backward: ``(dweight, dbias, dx)``; dW and db from one product with the
+    forward's columns, ``dW[f, c, u, v] = sum_s dW_ext[s, f, c, u + s, v]``."""
+    g = cache["s1"]
+    dt = dy.dtype
+    dy = np.ascontiguousarray(dy)
+    lead = g.kw - 1  # zeros before the first row, read by the input gradient's shifted rows
+    flat = _buffer(workspace, "dy_ext", (lead + g.r * g.f * g.n * g.length,), dt, zero=True)
+    ext = flat[lead:].reshape(g.r * g.f, g.n * g.length)
+    g.copy_in(dy, ext)
+    products = ext @ cache["cols"].T  # (R*F, K [+ 1 bias column])
+    dbias = products[:, g.k:].reshape(g.r, g.f).sum(axis=0) if cache["has_bias"] else None
+    dw_ext = products[:, :g.k].reshape(g.r, g.f, g.c, g.a * g.r, g.kw)
+    dweight = dw_ext[0, :, :, :g.kh].copy()
+    for s in range(1, g.r):
+        dweight += dw_ext[s, :, :, s:s + g.kh]
+    if not need_input_grad:
+        return dweight, dbias, None
+    if g.r != 1:  # the input gradient wants dy in the one-row layout
+        flat = _buffer(workspace, "dy_wide", (lead + g.f * g.n * g.oh * g.wp,), dt, zero=True)
+        np.copyto(flat[lead:].reshape(g.f, g.n, g.oh, g.wp)[..., :g.ow], dy.transpose(1, 0, 2, 3))
+    return dweight, dbias, _s1_input_grad(flat, cache["w_eff"], g, workspace)
+
+
+def _s1_input_grad(dy_flat, w_eff, g, workspace) -> np.ndarray:
+    """dx of a stride-1 convolution from dy laid out wide: ``dy_flat[kw-1:]`` is
+    (F, N, out_h, Wp) with zeros in the columns ``j >= out_w`` and ``kw-1`` zeros before it.
+
+    With every output row taken at the padded width Wp, ``dxp[c, n, t] = sum_{u, v, f}
+    W[f, c, u, v] dy[f, n, t - u*Wp - v]`` on the flattened (Hp*Wp) padded plane. The
+    horizontal offsets go into the product: row ``(f, v)`` of ``B`` is dy shifted right by v
+    (one contiguous run: a shift past a row's start reads the previous row's zero columns),
+    ``G = W''(C*kh, F*kw) @ B`` sums over f and v, and only the kh vertical offsets are left
+    as adds of long runs (``G[(c, u)]`` shifted by ``u*Wp``). The plain col2im instead
+    forms ``W2ᵀ dy`` with F-deep products (memory-bound) and adds kh*kw blocks.
+    """
+    f, c, kh, kw = g.f, g.c, g.kh, g.kw
+    dt = dy_flat.dtype
+    length = g.oh * g.wp
+    it = dy_flat.itemsize
+    # Row (f, v') with v' = kw-1-v starts at f*N*L + v' of dy_flat: dy shifted right by v.
+    shifted = as_strided(dy_flat, shape=(f, kw, g.n * length),
+                         strides=(g.n * length * it, it, it), writeable=False)
+    b = _buffer(workspace, "dy_shift", (f * kw, g.n * length), dt)
+    np.copyto(b.reshape(f, kw, g.n * length), shifted)
+    w3 = _buffer(workspace, "w_in", (c, kh, f, kw), dt)
+    np.copyto(w3, w_eff[:, :, :, ::-1].transpose(1, 2, 0, 3))
+    gm = _buffer(workspace, "g_in", (c * kh, g.n * length), dt)
+    np.matmul(w3.reshape(c * kh, f * kw), b, out=gm)
+    hp = g.oh + kh - 1
+    plane = hp * g.wp
+    dxp = _buffer(workspace, "dxp", (c, g.n, plane), dt)
+    blocks = gm.reshape(c, kh, g.n, length)
+    dxp[:, :, :length] = blocks[:, 0]
+    dxp[:, :, length:] = 0
+    for u in range(1, kh):  # rows u*Wp .. (u + out_h)*Wp - 1 of every (c, n) plane
+        dxp[:, :, u * g.wp:u * g.wp + length] += blocks[:, u]
+    dxp4 = dxp.reshape(c, g.n, hp, g.wp)
+    dx = np.empty((g.n, c, g.h, g.w), dt)
+    np.copyto(dx, dxp4[:, :, g.pt:g.pt + g.h, g.pl:g.pl + g.w].transpose(1, 0, 2, 3))
+    return dx
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, flip_kernel: bool = False) -> np.ndarray:

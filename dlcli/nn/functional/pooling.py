@@ -15,6 +15,10 @@ strided slice of the whole batch. That beats reshaping into (…, oh, ph, ow, pw
 reducing over two axes, which numpy does ~20-40x slower (measured for 2x2/2 on
 64x32x28x28 float32: slices 1 ms vs ``reshape(...).max(axis=(3, 5))`` 39 ms). When windows
 do not overlap (stride >= pool, e.g. the usual 2x2/2), backward assigns instead of adding.
+Max pooling with tiling windows (stride = pool, no padding) first copies each window offset
+into its own contiguous plane: NumPy copies strided data fast but runs ufuncs on it several
+times slower than on contiguous data, so all the comparisons then run on contiguous planes
+(LeNet's 2x2 pool of 64x8x28x28 float32: forward 0.57 -> 0.44 ms in a training step).
 """
 
 from __future__ import annotations
@@ -76,15 +80,93 @@ def _disjoint(pool, stride) -> bool:
     return stride[0] >= pool[0] and stride[1] >= pool[1]
 
 
+def _tiled(pool, stride, padding) -> bool:
+    """Windows that tile the input (stride = pool, no padding): the fast path's case."""
+    return tuple(stride) == tuple(pool) and not any(padding)
+
+
+def _buf(workspace, key, shape, dtype) -> np.ndarray:
+    if workspace is not None:
+        buf = workspace.get(key)
+        if buf is not None and buf.shape == shape and buf.dtype == dtype:
+            return buf
+    buf = np.empty(shape, dtype)
+    if workspace is not None:
+        workspace[key] = buf
+    return buf
+
+
+def _planes_view(a: np.ndarray, pool, out_hw) -> np.ndarray:
+    """(ph, pw, N, C, out_h, out_w) view of a's pixel ``(sh*i + u, sw*j + v)`` (stride = pool)."""
+    (ph, pw), (oh, ow) = pool, out_hw
+    n, c = a.shape[:2]
+    return a[:, :, :oh * ph, :ow * pw].reshape(n, c, oh, ph, ow, pw).transpose(3, 5, 0, 1, 2, 4)
+
+
+def _maxpool_tiled(x, pool, out_hw, workspace):
+    """Max pooling of tiling windows on contiguous planes.
+
+    One copy gathers offset ``k = u*pw + v`` of every window into contiguous plane k (a
+    copy of strided data is fast in NumPy, a ufunc on it is not: ~6x slower per element
+    here); every comparison after that runs on whole contiguous planes. 2x2 windows take
+    the row-first form: max and first argmax of each row's pair, then of the two rows.
+    """
+    n, c = x.shape[:2]
+    (ph, pw), (oh, ow) = pool, out_hw
+    size = n * c * oh * ow
+    planes = _buf(workspace, "planes", (ph * pw, size), x.dtype)
+    np.copyto(planes.reshape(ph, pw, n, c, oh, ow), _planes_view(x, pool, out_hw))
+    y = np.empty((n, c, oh, ow), x.dtype)
+    yf = y.reshape(size)
+    if (ph, pw) == (2, 2):
+        a, b, c_, d = planes
+        # argmax = row1 ? 2 + (d > c) : (b > a), with row1 = max(c, d) > max(a, b): the
+        # first maximum in scan order (a, b, c, d), as the general loop below picks.
+        argmax = np.greater(b, a).view(np.uint8)
+        np.maximum(a, b, out=yf)
+        h1 = np.maximum(c_, d, out=a)  # plane a is no longer needed
+        right = np.greater(d, c_, out=_buf(workspace, "right", (size,), np.bool_)).view(np.uint8)
+        row1 = np.greater(h1, yf, out=_buf(workspace, "row1", (size,), np.bool_)).view(np.uint8)
+        np.maximum(yf, h1, out=yf)
+        right += np.uint8(2)
+        right -= argmax
+        right *= row1
+        argmax += right  # uint8 arithmetic wraps, so this is exact
+        return y, argmax.reshape(n, c, oh, ow)
+    np.copyto(yf, planes[0])
+    argmax = np.zeros(size, _argmax_dtype(pool))
+    better = _buf(workspace, "better", (size,), np.bool_)
+    for k in range(1, ph * pw):
+        np.greater(planes[k], yf, out=better)  # strict: on ties the earlier offset stays
+        np.maximum(yf, planes[k], out=yf)
+        np.copyto(argmax, k, where=better)
+    return y, argmax.reshape(n, c, oh, ow)
+
+
+def _maxpool_tiled_backward(dy, argmax, input_hw, pool, workspace):
+    n, c, oh, ow = dy.shape
+    (ph, pw), (h, w) = pool, input_hw
+    covered = (oh * ph, ow * pw) == (h, w)
+    dx = np.empty((n, c, h, w), dy.dtype) if covered else np.zeros((n, c, h, w), dy.dtype)
+    targets = _planes_view(dx, pool, (oh, ow))
+    sel = _buf(workspace, "sel", dy.shape, np.bool_)
+    for k in range(ph * pw):  # windows are disjoint: each pixel is written once
+        np.multiply(dy, np.equal(argmax, k, out=sel), out=targets[k // pw, k % pw])
+    return dx
+
+
 # ---- max pooling ---------------------------------------------------------------------------
-def maxpool2d_forward(x: np.ndarray, pool_size, stride=None, padding=0):
+def maxpool2d_forward(x: np.ndarray, pool_size, stride=None, padding=0, *,
+                      workspace: dict | None = None):
     """Max pooling. x: (N, C, H, W) -> ``(y, argmax)``, both (N, C, out_h, out_w).
 
     ``argmax`` holds the window offset ``u * pw + v`` of each maximum (uint8 for windows of
-    up to 255 pixels).
+    up to 255 pixels). ``workspace``: optional dict of reusable scratch buffers.
     """
     pool, stride, padding = pool_params(pool_size, stride, padding)
     out_hw = _check(x.shape[2:], pool, stride, padding)
+    if _tiled(pool, stride, padding):
+        return _maxpool_tiled(x, pool, out_hw, workspace)
     xp = _padded(x, padding, -np.inf)
     offsets = _offsets(pool, stride, out_hw)
     _, first = next(offsets)
@@ -135,8 +217,11 @@ def max_unpool2d(values: np.ndarray, argmax: np.ndarray, output_hw, pool_size, s
 
 
 def maxpool2d_backward(dy: np.ndarray, argmax: np.ndarray, input_hw, pool_size, stride=None,
-                       padding=0) -> np.ndarray:
+                       padding=0, *, workspace: dict | None = None) -> np.ndarray:
     """dx (N, C, H, W): each upstream gradient goes to the position its maximum came from."""
+    pool, stride, padding = pool_params(pool_size, stride, padding)
+    if _tiled(pool, stride, padding):
+        return _maxpool_tiled_backward(dy, argmax, tuple(input_hw), pool, workspace)
     return max_unpool2d(dy, argmax, input_hw, pool_size, stride, padding)
 
 

@@ -76,6 +76,7 @@ class MaxPool2D(_Pool2D):
         super().__init__(pool_size, stride, padding, name)
         self.argmax: np.ndarray | None = None
         self.forward_input_hw: tuple | None = None
+        self._workspace: dict = {}  # scratch planes reused across batches
 
     @property
     def indices(self) -> np.ndarray | None:
@@ -86,7 +87,7 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = np.asarray(x, dtype=self.dtype)
-        y, self.argmax = P.maxpool2d_forward(x, *self._args())
+        y, self.argmax = P.maxpool2d_forward(x, *self._args(), workspace=self._workspace)
         self.forward_input_hw = x.shape[2:]
         return y
 
@@ -94,7 +95,8 @@ class MaxPool2D(_Pool2D):
         if not self.need_input_grad:
             return None
         return P.maxpool2d_backward(np.asarray(dy, dtype=self.dtype), self.argmax,
-                                    self.forward_input_hw, *self._args())
+                                    self.forward_input_hw, *self._args(),
+                                    workspace=self._workspace)
 
 
 @LAYERS.register("avgpool2d")
