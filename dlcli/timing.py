@@ -79,7 +79,7 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
     step), ``step_ms``, ``samples_per_s``, ``gflops`` and the figures they come from.
     """
     from dlcli.train.session import initialize, prepare, targets
-    from dlcli.train.trainer import Trainer
+    from dlcli.train.trainer import Trainer, gather
 
     if batches < 1:
         raise ValueError("batches must be >= 1")
@@ -132,9 +132,7 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
             start = last[0] = clock()
             b = s % per_epoch
             index = order[b * batch:(b + 1) * batch]
-            m = len(index)
-            xb = np.take(x, index, axis=0, out=x_buf[:m])
-            yb = np.take(y, index, axis=0, out=y_buf[:m])
+            xb, yb = gather(x, y, index, x_buf, y_buf)
             mark("data")
             _, logits = trainer.train_step(xb, yb, params, grads, flat, 1, s + 1, mark)
             trainer.batch_metrics(logits, yb)

@@ -382,7 +382,10 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
                 optimizer.load_state_dict(parts["optimizer"])
             except ValueError as exc:
                 raise DataError(f"optimizer state does not fit: {exc}", where=str(path)) from None
-            trainer.load_state_dict(parts["trainer"])
+            try:
+                trainer.load_state_dict(parts["trainer"])
+            except ValueError as exc:
+                raise DataError(f"trainer state does not fit: {exc}", where=str(path)) from None
             monitor.load_state_dict(parts["trainer"])
             if not _check_same_normalizer(parts["normalizer"], normalizer_state, path,
                                           data_changed=any(c.startswith(("data.", "seed:"))

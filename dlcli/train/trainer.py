@@ -25,6 +25,16 @@ def _no_mark(phase):
     pass
 
 
+def gather(x, y, index, x_buf, y_buf):
+    """The batch ``(x[index], y[index])``, copied into the first ``len(index)`` rows of the
+    reused buffers. ``index`` must be in range (it comes from the epoch's permutation):
+    ``mode="clip"`` skips NumPy's bounds check, which with ``out=`` also buffers the copy
+    (measured ~40% faster for 128 rows of 784 float32)."""
+    m = len(index)
+    return (np.take(x, index, axis=0, out=x_buf[:m], mode="clip"),
+            np.take(y, index, axis=0, out=y_buf[:m], mode="clip"))
+
+
 class Interrupted(Exception):
     """Training stopped on a signal after finishing a step (and checkpointing it)."""
 
@@ -108,6 +118,12 @@ class Trainer:
         self.step = int(state["step"])
         restore_rng(self.rng, state["rng"])
         if "order" in state:
+            order = np.asarray(state["order"])
+            # batches are gathered without bounds checks: the order must be a permutation
+            if order.ndim != 1 or order.dtype.kind not in "iu" \
+                    or not np.array_equal(np.sort(order), np.arange(len(order))):
+                raise ValueError("the saved batch order is not a permutation of the "
+                                 "training samples")
             sums = {k[4:]: float(v) for k, v in state.items() if k.startswith("sum.")}
             self._resume = (np.asarray(state["order"]), int(state["batch"]), int(state["seen"]),
                             float(state["loss_sum"]), sums, int(state["batch_size"]))
@@ -156,8 +172,7 @@ class Trainer:
                 for b in range(first, self.batches_per_epoch):
                     index = order[b * batch:(b + 1) * batch]
                     m = len(index)
-                    xb = np.take(x, index, axis=0, out=x_buf[:m])
-                    yb = np.take(y, index, axis=0, out=y_buf[:m])
+                    xb, yb = gather(x, y, index, x_buf, y_buf)
                     loss, logits = self.train_step(xb, yb, params, grads, flat, epoch, b + 1)
                     self.step += 1
                     seen += m

@@ -92,3 +92,32 @@ def test_backward_zeroes_a_lazily_zeroed_gradient_it_does_not_reach():
     for layer in model.layers:
         layer.settle_grads()  # what Model.backward does after its last layer
     assert all(not np.any(g) for _, _, g in model.parameters())
+
+
+def test_gather_copies_the_indexed_rows_into_the_reused_buffers():
+    from dlcli.train.trainer import gather
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 3, 4)).astype(np.float32)
+    y = rng.integers(0, 5, 50)
+    x_buf, y_buf = np.empty((8, 3, 4), np.float32), np.empty(8, np.int64)
+    index = rng.permutation(50)[:5]  # a short last batch uses the first rows
+    xb, yb = gather(x, y, index, x_buf, y_buf)
+    assert np.shares_memory(xb, x_buf) and np.shares_memory(yb, y_buf)
+    for row, i in enumerate(index):
+        np.testing.assert_array_equal(xb[row], x[i])
+        assert yb[row] == y[i]
+
+
+@pytest.mark.parametrize("order", [np.array([0, 1, 1, 3]), np.array([0, 1, 2, 7]),
+                                   np.array([0.0, 1.0, 2.0, 3.0]), np.array([[0, 1], [2, 3]])])
+def test_a_saved_batch_order_that_is_not_a_permutation_is_refused(order):
+    # batches are gathered without bounds checks, so a checkpoint's order is checked once
+    model, trainer, _, _ = setup()
+    state = trainer.state_dict()
+    state.update({"order": order, "batch": np.int64(1), "seen": np.int64(4),
+                  "loss_sum": np.float64(0.0), "batch_size": np.int64(4)})
+    with pytest.raises(ValueError, match="not a permutation"):
+        trainer.load_state_dict(state)
+    state["order"] = np.array([2, 0, 3, 1])
+    trainer.load_state_dict(state)
+    assert trainer.resumes_mid_epoch
