@@ -1,5 +1,7 @@
 """A Sequential model of named layers, each optionally followed by its activation."""
 
+from typing import NamedTuple
+
 import numpy as np
 
 from dlcli.nn.activations import Activation, make_activation
@@ -50,6 +52,15 @@ def default_names(configs: list[dict]) -> list[str]:
             taken.add(name)
         names.append(name)
     return names
+
+
+class Packed(NamedTuple):
+    """A model's packed parameters: ``params`` and ``grads`` are contiguous 1-D buffers of
+    which every parameter and gradient array is a view, laid end to end in ``keys`` order."""
+
+    params: np.ndarray
+    grads: np.ndarray
+    keys: tuple[str, ...]
 
 
 class Model:
@@ -116,51 +127,46 @@ class Model:
         self._pack_parameters()
         return self
 
-    # Each parameter starts at a multiple of this many elements of the packed buffer
-    # (64 bytes for float32): every view is as aligned as a fresh array would be.
-    _ALIGN = 16
-
     def _pack_parameters(self) -> None:
         """Move all parameters into one contiguous buffer and all gradients into another;
-        each layer keeps views (its ``params[key]`` / ``grads[key]`` arrays alias them).
+        each layer keeps views (its ``params[key]`` / ``grads[key]`` arrays alias them), laid
+        end to end in ``parameters()`` order.
 
         The optimizer then updates the whole model with one NumPy call per operation, and
         the trainer checks every gradient with one call, instead of one per array (the
-        per-call overhead was ~30% of a small model's optimizer step). The few elements
-        between two arrays (alignment padding) are zero in both buffers and stay zero under
-        every optimizer (a zero gradient moves no state). Models whose parameters do not
-        share one dtype are left as they are (``flat_buffers()`` is then None).
+        per-call overhead was ~30% of a small model's optimizer step). Models whose
+        parameters do not share one dtype are left as they are (``flat_buffers()`` is then
+        None).
         """
         self._flat = None
         entries = [(layer, key) for layer in self.layers for key in layer.params]
         if not entries or len({layer.params[key].dtype for layer, key in entries}) != 1:
             return
-        align = self._ALIGN
-        offsets, total = [], 0
-        for layer, key in entries:
-            offsets.append(total)
-            total += -(-layer.params[key].size // align) * align
+        total = sum(layer.params[key].size for layer, key in entries)
         dtype = entries[0][0].params[entries[0][1]].dtype
-        flat_params = np.zeros(total, dtype)
-        flat_grads = np.zeros(total, dtype)
-        for (layer, key), start in zip(entries, offsets):
+        flat_params = np.empty(total, dtype)
+        flat_grads = np.empty(total, dtype)
+        start = 0
+        for layer, key in entries:
             param, grad = layer.params[key], layer.grads[key]
             stop = start + param.size
             flat_params[start:stop] = param.ravel()
             flat_grads[start:stop] = grad.ravel()
             layer.params[key] = flat_params[start:stop].reshape(param.shape)
             layer.grads[key] = flat_grads[start:stop].reshape(param.shape)
-        self._flat = (flat_params, flat_grads)
+            start = stop
+        keys = tuple(f"{layer.name}.{key}" for layer, key in entries)
+        self._flat = Packed(flat_params, flat_grads, keys)
 
-    def flat_buffers(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(parameters, gradients)``: the contiguous buffers every parameter and gradient
-        of the model is a view of, in ``parameters()`` order; None when they are not (mixed
-        dtypes, or a layer rebuilt after the model)."""
+    def flat_buffers(self) -> "Packed | None":
+        """The packed buffers every parameter and gradient of the model is a view of, with
+        the parameter keys in buffer order (what ``Optimizer.step`` takes as ``flat``);
+        None when they are not (mixed dtypes, or a layer rebuilt after the model)."""
         flat = getattr(self, "_flat", None)
         if flat is None:
             return None
         for _, param, grad in self.parameters():
-            if param.base is not flat[0] or grad.base is not flat[1]:
+            if param.base is not flat.params or grad.base is not flat.grads:
                 return None
         return flat
 

@@ -391,6 +391,7 @@ class Optimizer:
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self._scratch: dict[str, dict[str, np.ndarray]] = {}  # work arrays, not checkpointed
         self._packed = None  # see _step_packed: None (not yet), False (never) or its layout
+        self._shared_step = None  # the 0-d step count all keys share while packed
 
     # ---- introspection --------------------------------------------------------------------
     @classmethod
@@ -418,19 +419,23 @@ class Optimizer:
     def step(self, params, flat=None) -> None:
         """Update every ``(key, param, grad)`` of ``params`` in place.
 
-        ``flat``, optional, is ``(parameters, gradients)``: two contiguous buffers that
-        every ``param`` and ``grad`` is a view of, in order (``Model.flat_buffers()``). The
-        update then runs once over the whole buffers, with the state kept in buffers of the
-        same layout whose slices are each key's ``state`` arrays — the same arithmetic,
-        element for element, as one call per parameter, without the per-call overhead.
+        ``flat``, optional, is ``(parameters, gradients, keys)`` (``Model.flat_buffers()``):
+        two contiguous buffers that hold exactly the ``params`` and their gradients, laid end
+        to end in ``keys`` order. When ``params`` are those views, in that order, the update
+        runs once over the whole buffers, with the state kept in buffers of the same layout
+        whose slices are each key's ``state`` arrays: the same arithmetic, element for
+        element, as one call per parameter, without the per-call overhead. Anything else
+        takes the per-parameter loop.
         """
         lr = float(self.lr)
         if not lr >= 0:
             raise ValueError(f"lr must be >= 0; got {self.lr!r}")
         if flat is not None and self._step_packed(params, flat, lr):
             return
-        if self._packed:  # leaving the packed form: each key counts its own steps again
+        if self._packed:
             self._packed = None
+        if self._shared_step is not None:  # each key counts its own steps again
+            self._shared_step = None
             for entries in self.state.values():
                 if "step" in entries:
                     entries["step"] = np.array(entries["step"], copy=True)
@@ -440,18 +445,21 @@ class Optimizer:
             self._update(param, grad, state, scratch, lr)
 
     def _step_packed(self, params, flat, lr) -> bool:
-        """One update over the packed buffers; False (nothing done) when the state does not
-        allow it: keys whose state entries or step counts differ (e.g. a checkpoint made
-        with other parameters), so that the per-parameter loop handles them."""
+        """One update over the packed buffers; False (nothing done) when ``params`` are not
+        exactly the buffers' views in order, or when the state does not pack: keys whose
+        state entries or step counts differ (e.g. a checkpoint made with other parameters)."""
         if self._packed is False:  # the state does not pack (until load_state_dict)
             return False
-        flat_param, flat_grad = flat
+        flat_param, flat_grad, flat_keys = flat
         keys = tuple(key for key, _, _ in params)
+        if keys != tuple(flat_keys):
+            return False
+        for _, param, grad in params:
+            if param.base is not flat_param or grad.base is not flat_grad:
+                return False  # e.g. a layer rebuilt after its model
         packed = self._packed
         if packed is None or packed["param"] is not flat_param or packed["keys"] != keys:
-            packed = self._packed = self._pack(params, flat_param, flat_grad, keys)
-        if packed is None:
-            return False
+            packed = self._packed = self._pack(params, flat_param, keys)
         if packed["state"] is None:
             packed["state"] = self._pack_state(packed)
             if packed["state"] is None:
@@ -464,14 +472,11 @@ class Optimizer:
         return True
 
     @staticmethod
-    def _pack(params, flat_param, flat_grad, keys):
-        """Where each parameter lies in the buffers, or None if they are not its views."""
+    def _pack(params, flat_param, keys) -> dict:
+        """Where each parameter lies in the buffer."""
         slices = []
         origin = flat_param.__array_interface__["data"][0]
-        for _, param, grad in params:
-            if param.base is not flat_param or grad.base is not flat_grad \
-                    or not param.flags.c_contiguous:
-                return None
+        for _, param, _ in params:
             start = (param.__array_interface__["data"][0] - origin) // param.itemsize
             slices.append((start, start + param.size, param.shape))
         return {"param": flat_param, "keys": keys, "slices": slices, "state": None,
@@ -504,13 +509,14 @@ class Optimizer:
 
     def _share_state(self, packed, state=None) -> None:
         """Point each key's state entries at its slices of the packed state (``step`` is one
-        0-d array shared by all keys)."""
+        0-d array shared by all keys, until the per-parameter loop runs again)."""
         state = packed["state"] if state is None else state
         for key, (start, stop, shape) in zip(packed["keys"], packed["slices"]):
             entries = self.state.setdefault(key, {})
             for name, arr in state.items():
                 entries[name] = arr if name == "step" else arr[start:stop].reshape(shape)
         packed["shared"] = dict(state)
+        self._shared_step = state.get("step")
 
     def _update(self, param, grad, state, scratch, lr) -> None:
         raise NotImplementedError
@@ -554,6 +560,7 @@ class Optimizer:
                 raise ValueError(f"{self.type_name} state of {key!r} lacks {', '.join(missing)}")
         self.state = state
         self._packed = None
+        self._shared_step = None
 
 
 @_registered("sgd")

@@ -64,8 +64,8 @@ class Trainer:
     """Mini-batch gradient descent (notes 1.8).
 
     Each epoch reorders the training data from ``rng`` (when ``shuffle``), takes batches of
-    ``batch_size`` (``len(x)`` for BGD, 1 for SGD), and per batch runs forward, loss,
-    backward, one optimizer step, and zeroes the gradients. The epoch's ``loss`` is the
+    ``batch_size`` (``len(x)`` for BGD, 1 for SGD), and per batch runs ``train_step``
+    (forward, loss, backward into lazily zeroed gradients, one optimizer step). The epoch's ``loss`` is the
     batch losses weighted by batch size (the mean loss over the epoch's samples, measured
     while the weights change, as Keras reports it).
 
@@ -140,6 +140,8 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------
     def fit(self, x, y, x_val=None, y_val=None) -> list[dict]:
         n = len(x)
+        if len(y) != n:
+            raise ValueError(f"x has {n} samples but y has {len(y)}")
         batch = n if self.batch_size == "full" else min(int(self.batch_size), n)
         self._batch = batch
         self.batches_per_epoch = math.ceil(n / batch)
@@ -253,7 +255,9 @@ class Trainer:
         gradient searched, which also clears the rare false alarm of a finite gradient
         whose square overflows."""
         with np.errstate(over="ignore", invalid="ignore"):
-            if flat is not None and np.isfinite(np.dot(flat[1], flat[1])):
+            if flat is not None and len(params) == len(flat.keys) \
+                    and all(g.base is flat.grads for _, _, g in params) \
+                    and np.isfinite(np.dot(flat.grads, flat.grads)):
                 return
             for key, _, grad in params:
                 g = grad.reshape(-1)

@@ -571,7 +571,7 @@ def test_stride1_path_matches_references_for_any_row_block(case, rows, monkeypat
 
 
 def test_stride1_path_float32_matches_float64():
-    """LeNet's conv1 shape (R = 2) in float32, against the same maths in float64."""
+    """LeNet's conv1 shape (R = 4) in float32, against the same maths in float64."""
     rng = np.random.default_rng(22)
     x = rng.standard_normal((3, 3, 32, 32))
     weight = rng.standard_normal((8, 3, 5, 5)) * 0.2

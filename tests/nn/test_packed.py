@@ -9,13 +9,14 @@ included, through learning-rate changes, checkpoints and switches between the tw
 import numpy as np
 import pytest
 
+from dlcli.nn.layers.base import Layer
 from dlcli.nn.model import Model
 from dlcli.registry import OPTIMIZERS
 from tests.nn.test_optimizers import ALL_CONFIGS
 
 LAYERS = [
     {"type": "dense", "units": 5, "activation": "relu"},
-    {"type": "dense", "units": 3},  # 5*3 + 3: sizes that are not multiples of the alignment
+    {"type": "dense", "units": 3},
 ]
 
 
@@ -23,34 +24,21 @@ def built(dtype=np.float32, seed=0):
     return Model.from_config(LAYERS, (7,), dtype).build(np.random.default_rng(seed))
 
 
-def test_parameters_and_gradients_are_views_of_two_buffers():
+def test_parameters_and_gradients_are_views_laid_end_to_end():
     model = built()
-    flat_params, flat_grads = model.flat_buffers()
-    align = Model._ALIGN
+    flat = model.flat_buffers()
+    assert flat.keys == tuple(key for key, _, _ in model.parameters())
+    start = 0
     for _, param, grad in model.parameters():
-        assert param.base is flat_params and grad.base is flat_grads
+        assert param.base is flat.params and grad.base is flat.grads
         offset = (param.__array_interface__["data"][0]
-                  - flat_params.__array_interface__["data"][0]) // param.itemsize
-        assert offset % align == 0
-    # writing through a layer's array is writing into the buffer, and the other way round
-    layer = model.layers[0]
-    layer.params["weight"][0, 0] = 42.0
-    assert 42.0 in flat_params
-    # everything outside the arrays (alignment padding) is zero
-    covered = _covered(model)
-    assert not covered.all()  # these sizes need padding
-    assert not np.any(flat_params[~covered]) and not np.any(flat_grads[~covered])
-
-
-def _covered(model):
-    """Which elements of the packed buffers belong to a parameter."""
-    flat_params = model.flat_buffers()[0]
-    covered = np.zeros(len(flat_params), bool)
-    for _, param, _ in model.parameters():
-        start = (param.__array_interface__["data"][0]
-                 - flat_params.__array_interface__["data"][0]) // param.itemsize
-        covered[start:start + param.size] = True
-    return covered
+                  - flat.params.__array_interface__["data"][0]) // param.itemsize
+        assert offset == start
+        start += param.size
+    assert start == len(flat.params) == len(flat.grads) == 7 * 5 + 5 + 5 * 3 + 3
+    # writing through a layer's array is writing into the buffer
+    model.layers[0].params["weight"][0, 0] = 42.0
+    assert flat.params[0] == 42.0
 
 
 def test_packing_keeps_the_initial_values():
@@ -112,7 +100,20 @@ def test_packed_update_is_bit_identical_to_per_parameter(name, options):
         lr = opt.lr
         _steps(opt, model, grads, packed, lrs=[lr, lr, lr, lr * 0.5, lr * 0.5, lr * 0.1])
         runs[packed] = (model, opt)
+        assert _took_packed_path(opt, model) == packed
     _assert_same(*runs[False], *runs[True])
+
+
+def _took_packed_path(opt, model) -> bool:
+    """Whether the optimizer's state lives in packed buffers (stateless SGD: its layout)."""
+    if not isinstance(opt._packed, dict):
+        return False
+    bases = {}
+    for entries in opt.state.values():
+        for name, arr in entries.items():
+            if name != "step":
+                bases.setdefault(name, set()).add(None if arr.base is None else id(arr.base))
+    return all(len(ids) == 1 and None not in ids for ids in bases.values())
 
 
 @pytest.mark.parametrize("name, options", ALL_CONFIGS, ids=str)
@@ -168,12 +169,90 @@ def test_state_with_different_step_counts_falls_back_to_per_parameter():
     assert int(opt_b.state["dense1.weight"]["step"]) == 8
 
 
-def test_packed_steps_leave_the_padding_at_zero():
+
+
+def test_a_subset_of_the_parameters_updates_only_that_subset():
+    # the packed path needs exactly the buffers' parameters: a subset takes the loop
+    model, reference = built(), built()
+    flat = model.flat_buffers()
+    params = model.parameters()[2:]  # dense2 only
+    before = {k: p.copy() for k, p, _ in model.parameters()}
+    for _, _, g in model.parameters():
+        g[...] = 1.0
+    opt = OPTIMIZERS.get("sgd")(lr=0.1)
+    opt.step(params, flat)
+    for key, param, _ in model.parameters():
+        changed = not np.array_equal(param, before[key])
+        assert changed == key.startswith("dense2"), key
+    ref_params = reference.parameters()[2:]
+    for _, _, g in ref_params:
+        g[...] = 1.0
+    OPTIMIZERS.get("sgd")(lr=0.1).step(ref_params)
+    for (k, a, _), (_, b, _) in zip(params, ref_params):
+        np.testing.assert_array_equal(a, b, err_msg=k)
+
+
+def test_step_counts_stay_per_key_through_every_fallback():
+    # packed steps share one step count; any step that cannot be packed (a subset of the
+    # keys here) must give each key its own count again, as the per-parameter loop keeps
+    packed, reference = built(), built()
+    grads = _grads(packed, 4, seed=7)
+    opt, opt_ref = OPTIMIZERS.get("adam")(), OPTIMIZERS.get("adam")()
+
+    def run(opt, model, use_flat):
+        params = model.parameters()
+        flat = model.flat_buffers() if use_flat else None
+        for i, step_grads in enumerate(grads):
+            for (_, _, g), value in zip(params, step_grads):
+                g[...] = value
+            chosen = params[:2] if i == 2 else params  # step 3 updates dense1 only
+            opt.step(chosen, flat)
+
+    run(opt, packed, True)
+    run(opt_ref, reference, False)
+    assert {k: int(e["step"]) for k, e in opt.state.items()} == {
+        "dense1.weight": 4, "dense1.bias": 4, "dense2.weight": 3, "dense2.bias": 3}
+    _assert_same(reference, opt_ref, packed, opt)
+
+
+def test_a_stale_flat_after_a_layer_is_rebuilt_still_updates_every_parameter():
     model = built()
-    flat_params, flat_grads = model.flat_buffers()
-    padding = ~_covered(model)
-    for name, options in ALL_CONFIGS:
-        opt = OPTIMIZERS.get(name)(**options)
-        _steps(opt, model, _grads(model, 3, seed=6), packed=True)
-        assert not np.any(flat_params[padding]), name
-        assert not np.any(flat_grads[padding]), name
+    flat = model.flat_buffers()
+    model.layers[1].build((5,), np.random.default_rng(1), np.float32)  # new arrays
+    for _, _, g in model.parameters():
+        g[...] = 1.0
+    before = {k: p.copy() for k, p, _ in model.parameters()}
+    OPTIMIZERS.get("adam")().step(model.parameters(), flat)
+    for key, param, _ in model.parameters():
+        assert not np.array_equal(param, before[key]), key
+
+
+class Frozen(Layer):
+    """A layer with a parameter whose backward never writes its gradient."""
+
+    type_name = "frozen"
+
+    def build(self, input_shape, rng, dtype=np.float32):
+        self.params = {"w": np.ones(3, dtype)}
+        self.grads = {"w": np.zeros(3, dtype)}
+        self._zeroed = {"w"}
+
+    def forward(self, x, training=False):
+        return x
+
+    def backward(self, dy):
+        return dy
+
+
+def test_model_backward_zeroes_the_gradients_it_did_not_write():
+    model = Model.from_config([{"type": "dense", "units": 2}], (3,), np.float32)
+    frozen = Frozen("frozen")
+    model.layers.append(frozen)
+    model.build(np.random.default_rng(0))
+    for _, _, g in model.parameters():
+        g[...] = 7.0  # the previous step's gradients
+    model.zero_grad(lazy=True)
+    model.forward(np.ones((4, 3), np.float32), training=True)
+    model.backward(np.ones((4, 2), np.float32))
+    assert not np.any(frozen.grads["w"])  # not reached by any write: settled to zero
+    assert np.all(model.layers[0].grads["weight"] == 4.0)  # written: 4 samples of 1 x 1

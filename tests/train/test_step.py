@@ -121,3 +121,10 @@ def test_a_saved_batch_order_that_is_not_a_permutation_is_refused(order):
     state["order"] = np.array([2, 0, 3, 1])
     trainer.load_state_dict(state)
     assert trainer.resumes_mid_epoch
+
+
+def test_fit_refuses_inputs_and_targets_of_different_lengths():
+    # batches are gathered without bounds checks: a short y must not be clipped silently
+    model, trainer, x, y = setup()
+    with pytest.raises(ValueError, match="x has 4 samples but y has 3"):
+        trainer.fit(x, y[:3])
