@@ -1,7 +1,10 @@
 """The GEMM floor: how long one training step's matrix products alone take.
 
 Every forward and backward product of a step is listed with its exact (M, K) x (K, N)
-shape (the layouts of ``dlcli.nn.layers.dense`` and ``dlcli.nn.functional.conv``), timed
+shape (the layouts of ``dlcli.nn.layers.dense``; for convolutions the plain im2col products,
+the least work a GEMM-based convolution does: the stride-1 path of
+``dlcli.nn.functional.conv`` multiplies larger matrices on purpose, so this floor is stricter
+than its own products), timed
 with ``np.matmul`` into a preallocated output on contiguous float32 operands, and summed.
 Times the steps of an epoch, that is the epoch time of an engine whose only cost is BLAS
 at the rate this machine delivers on these shapes right now; the epoch's fraction of it

@@ -1,0 +1,82 @@
+"""``python -m benchmarks.elementwise``: ways of running an optimizer update in NumPy.
+
+The SGD-momentum and Adam updates of dlcli (:func:`dlcli.nn.optimizers.sgd_update`,
+:func:`~dlcli.nn.optimizers.adam_update`) on one packed buffer the size of the benchmark
+MLP's parameters (235,146 float32), run three ways: whole (what the trainer does), in
+cache-sized chunks (one call per chunk), and split over two Python threads (NumPy releases
+the GIL inside each ufunc). Prints the minimum and median microseconds of 300 calls each;
+asserts nothing. The answer on the 2-core machine of benchmarks/RESULTS.md: whole is fastest.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from dlcli.nn.optimizers import adam_update, sgd_update
+
+SIZE = 235_146
+
+
+def _timed(fn, calls=300):
+    for _ in range(20):
+        fn()
+    samples = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    samples.sort()
+    return samples[0] * 1e6, samples[len(samples) // 2] * 1e6
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    param = rng.standard_normal(SIZE, dtype=np.float32)
+    grad = rng.standard_normal(SIZE, dtype=np.float32)
+    updates = {
+        "sgd momentum": lambda p, g, state, scratch: sgd_update(
+            p, g, state, lr=0.01, momentum=0.9, scratch=scratch),
+        "adam": lambda p, g, state, scratch: adam_update(p, g, state, lr=1e-3, scratch=scratch),
+    }
+    pool = ThreadPoolExecutor(1)
+    for label, update in updates.items():
+        state, scratch = {}, {}
+        update(param, grad, state, scratch)  # the state exists from here on
+
+        def whole():
+            update(param, grad, state, scratch)
+
+        def chunked(size):
+            pieces = [(slice(s, s + size), {}, {}) for s in range(0, SIZE, size)]
+            for where, st, sc in pieces:
+                update(param[where], grad[where], st, sc)
+
+            def run():
+                for where, st, sc in pieces:
+                    update(param[where], grad[where], st, sc)
+            return run
+
+        half = SIZE // 2
+        halves = [(slice(0, half), {}, {}), (slice(half, SIZE), {}, {})]
+        for where, st, sc in halves:
+            update(param[where], grad[where], st, sc)
+
+        def two_threads():
+            (a, sa, ca), (b, sb, cb) = halves
+            future = pool.submit(update, param[b], grad[b], sb, cb)
+            update(param[a], grad[a], sa, ca)
+            future.result()
+
+        rows = [("whole buffer", whole)]
+        rows += [(f"chunks of {size}", chunked(size)) for size in (16_384, 32_768, 65_536)]
+        rows.append(("two threads", two_threads))
+        for name, fn in rows:
+            low, mid = _timed(fn)
+            print(f"{label:13s} {name:16s} min {low:7.1f} us  median {mid:7.1f} us")
+
+
+if __name__ == "__main__":
+    main()
