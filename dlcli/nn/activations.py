@@ -169,12 +169,6 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return z
 
 
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    """log S(x) = (x − max) − log Σ e^(x − max): finite for any finite x."""
-    z = x - np.max(x, axis=-1, keepdims=True)
-    return z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
-
-
 def make_activation(spec) -> Activation:
     """Build an activation from a name or a mapping ``{type: leaky_relu, negative_slope: 0.2}``."""
     if isinstance(spec, Activation):

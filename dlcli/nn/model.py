@@ -134,7 +134,7 @@ class Model:
 
         The optimizer then updates the whole model with one NumPy call per operation, and
         the trainer checks every gradient with one call, instead of one per array (the
-        per-call overhead was ~30% of a small model's optimizer step). Models whose
+        per-call overhead was ~25% of the benchmark MLP's SGD step). Models whose
         parameters do not share one dtype are left as they are (``flat_buffers()`` is then
         None).
         """

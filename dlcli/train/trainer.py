@@ -65,8 +65,8 @@ class Trainer:
 
     Each epoch reorders the training data from ``rng`` (when ``shuffle``), takes batches of
     ``batch_size`` (``len(x)`` for BGD, 1 for SGD), and per batch runs ``train_step``
-    (forward, loss, backward into lazily zeroed gradients, one optimizer step). The epoch's ``loss`` is the
-    batch losses weighted by batch size (the mean loss over the epoch's samples, measured
+    (forward, loss, backward into lazily zeroed gradients, one optimizer step). The
+    epoch's ``loss`` is the batch losses weighted by batch size (the mean loss over the epoch's samples, measured
     while the weights change, as Keras reports it).
 
     ``state_dict()`` captures the loop mid-epoch (the epoch's order, the next batch, the
@@ -125,7 +125,7 @@ class Trainer:
                 raise ValueError("the saved batch order is not a permutation of the "
                                  "training samples")
             sums = {k[4:]: float(v) for k, v in state.items() if k.startswith("sum.")}
-            self._resume = (np.asarray(state["order"]), int(state["batch"]), int(state["seen"]),
+            self._resume = (order, int(state["batch"]), int(state["seen"]),
                             float(state["loss_sum"]), sums, int(state["batch_size"]))
 
     @property
