@@ -66,8 +66,8 @@ class Trainer:
     Each epoch reorders the training data from ``rng`` (when ``shuffle``), takes batches of
     ``batch_size`` (``len(x)`` for BGD, 1 for SGD), and per batch runs ``train_step``
     (forward, loss, backward into lazily zeroed gradients, one optimizer step). The
-    epoch's ``loss`` is the batch losses weighted by batch size (the mean loss over the epoch's samples, measured
-    while the weights change, as Keras reports it).
+    epoch's ``loss`` is the batch losses weighted by batch size (the mean loss over the
+    epoch's samples, measured while the weights change, as Keras reports it).
 
     ``state_dict()`` captures the loop mid-epoch (the epoch's order, the next batch, the
     partial sums, the generator), so a run resumed from it continues bit for bit.
