@@ -7,6 +7,7 @@ plotting works without a display and never touches the user's interactive backen
 Output files are created exclusively: an existing file is never overwritten.
 """
 
+import difflib
 import io
 import math
 import os
@@ -123,7 +124,11 @@ def curves_figure(runs: list[Run], metrics: list[str] | None = None):
         metrics = known[:4]
     for name in metrics:
         if name not in every_key and f"val_{name}" not in every_key:
-            raise DataError(f"no run has the metric {name!r}; known: "
+            names = sorted(k for k in every_key if (k[4:] if k.startswith("val_") else k)
+                           not in NOT_METRICS or k == "lr")
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise DataError(f"no run has the metric {name!r}{hint}; known: "
                             f"{', '.join(known + ['lr']) or '(none)'}", where="--metric")
     if not metrics:
         raise DataError("the runs have no metrics yet (empty metrics.jsonl)",

@@ -74,6 +74,9 @@ def test_chosen_metrics_and_unknown_metric(runs, tmp_path):
     assert result.exit_code == 2
     assert "no run has the metric 'bogus'" in result.stderr
     assert not (tmp_path / "x.png").exists()
+    result = invoke("plot", runs[0], "--metric", "val_acuracy", "-o", tmp_path / "x.png")
+    assert result.exit_code == 2
+    assert "(did you mean 'val_accuracy'?)" in result.stderr
 
 
 def test_never_overwrites(runs, tmp_path):
