@@ -5,6 +5,8 @@ standalone ``activation`` layer wraps one. Element-wise functions are computed i
 dtype; ``backward`` multiplies ``dy`` by the derivative at the cached input or output.
 """
 
+import math
+
 import numpy as np
 
 from dlcli.nn.layers.base import Layer
@@ -105,14 +107,20 @@ class ReLU(Activation):
 
     activation_name = "relu"
 
+    # max against a zero row of this many values, broadcast over x viewed as rows of it:
+    # NumPy's SIMD loop for two arrays is ~3x faster than for an array and a scalar, and a
+    # row this long (32 KiB in float32, cached) runs as fast as a zero array of x's size.
+    _ROW = 8192
+
     def forward(self, x, training=False):
         self._mask = np.greater(x, 0)
-        # max against a zero array of x's own shape: NumPy's SIMD loop for two contiguous
-        # arrays is ~3x faster than for an array and a scalar (measured, float32).
+        block = math.gcd(x.size, self._ROW)
+        if block < 1024 or not x.flags.c_contiguous:  # e.g. an odd last batch: scalar loop
+            return np.maximum(x, x.dtype.type(0))
         zeros = self._zeros
-        if zeros is None or zeros.shape != x.shape or zeros.dtype != x.dtype:
-            zeros = self._zeros = np.zeros(x.shape, x.dtype)
-        return np.maximum(x, zeros)
+        if zeros is None or zeros.dtype != x.dtype:
+            zeros = self._zeros = np.zeros(self._ROW, x.dtype)
+        return np.maximum(x.reshape(-1, block), zeros[:block]).reshape(x.shape)
 
     def backward(self, dy):
         return dy * self._mask

@@ -188,7 +188,9 @@ def test_relu_is_max_zero_for_every_batch_shape_it_meets():
     # the zero array it compares with follows the input's shape and dtype
     layer = build_layer({"type": "activation", "activation": "relu"})
     rng = np.random.default_rng(0)
-    for shape, dtype in [((4, 3), np.float32), ((2, 3), np.float32), ((2, 3, 5, 5), np.float64)]:
+    for shape, dtype in [((4, 3), np.float32), ((2, 3), np.float32), ((2, 3, 5, 5), np.float64),
+                         ((4, 4096), np.float32), ((3, 8, 32, 32), np.float32),
+                         ((6, 1024), np.float64), ((37, 256), np.float32)]:
         x = rng.standard_normal(shape).astype(dtype)
         y = layer.forward(x, training=True)
         assert y.dtype == dtype
