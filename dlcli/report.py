@@ -338,7 +338,10 @@ def print_timing(console, result: dict) -> None:
         name = row["name"] if row["kind"] != "activation" or "of" not in row \
             else f"  {row['name']}"
         gflops = row.get("gflops")
-        table.add_row(name, row["type"] + (" (in loss)" if row.get("fused_into_loss") else ""),
+        kind = row["type"] + (" (in loss)" if row.get("fused_into_loss") else "")
+        if row.get("runs_after"):
+            kind += f" (after {row['runs_after']})"
+        table.add_row(name, kind,
                       f"{row['forward_ms']:.3f}", f"{row['backward_ms']:.3f}" if
                       row["backward_ms"] else "", f"{row['total_ms']:.3f}",
                       f"{row['share']:.1%}", f"{gflops:.1f}" if gflops else "")

@@ -80,6 +80,7 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
     """
     from dlcli.train.session import initialize, prepare, targets
     from dlcli.train.trainer import Trainer, gather
+    from dlcli.nn.model import PoolThenReLU
 
     if batches < 1:
         raise ValueError("batches must be >= 1")
@@ -157,6 +158,9 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
                      "forward_ms": forward, "backward_ms": backward, "total_ms": total,
                      "share": total / step_ms if step_ms > 0 else 0.0, **extra})
 
+    # A ReLU that the model runs after the max pooling it precedes (PoolThenReLU).
+    runs_after = {id(op.relu): op.pool.name for op in model._plan(model.fused_output)
+                  if isinstance(op, PoolThenReLU) and op.swapped}
     add("data", "data", "np.take", totals["data"] * ms, 0.0)
     add("zero_grad", "step", "zero_grad", totals["zero_grad"] * ms, 0.0)
     total_mult_adds = 0
@@ -175,6 +179,8 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
             extra = {"of": owner.name} if op is not owner else {}
             if op is fused:
                 extra["fused_into_loss"] = True
+            if id(op) in runs_after:
+                extra["runs_after"] = runs_after[id(op)]
             add(name, "activation", op.activation_name, fwd * ms, bwd * ms, **extra)
     loss_name = loss.name + (f" (fused {fused.activation_name})" if fused is not None else "")
     add("loss", "loss", loss_name, totals["loss_forward"] * ms, totals["loss_backward"] * ms)

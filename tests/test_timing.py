@@ -54,6 +54,9 @@ def test_rows_for_every_layer_activation_and_phase(cnn_config):
     assert "conv.relu" in names and "out.softmax" in names
     fused = rows[names.index("out.softmax")]
     assert fused["fused_into_loss"] and fused["total_ms"] == 0
+    # conv's ReLU runs on the pooled values (max pooling commutes with it); the row says so
+    assert rows[names.index("conv.relu")]["runs_after"] == "pool"
+    assert "runs_after" not in rows[names.index("out.softmax")]
     for phase in ("data", "zero_grad", "loss", "gradient_check", "optimizer", "metrics", "other"):
         assert phase in names
     conv = rows[names.index("conv")]

@@ -117,6 +117,7 @@ class Model:
 
     # ---- allocation --------------------------------------------------------------
     def build(self, rng: np.random.Generator) -> "Model":
+        self.__dict__.pop("_plans", None)
         for layer, shape, _ in self.shapes():
             layer.build(shape, rng, self.dtype)
             if layer.activation is not None:
@@ -191,11 +192,25 @@ class Model:
             if layer.activation is not None:
                 yield layer.activation
 
+    def _plan(self, fused: bool) -> list:
+        """The ops ``forward`` runs in order (``backward`` runs them reversed): ``_ops()``,
+        less the output activation when the loss fuses it, with each ReLU that directly
+        precedes a max pooling replaced by a :class:`PoolThenReLU` of the pair. Cached."""
+        plans = self.__dict__.setdefault("_plans", {})
+        if fused not in plans:
+            ops = list(self._ops())
+            if fused:
+                ops = ops[:-1]
+            plan = []
+            for op in ops:
+                if plan and PoolThenReLU.applies(plan[-1], op):
+                    op = PoolThenReLU(plan.pop(), op)
+                plan.append(op)
+            plans[fused] = plan
+        return plans[fused]
+
     def forward(self, x: np.ndarray, training: bool = False, logits: bool = False) -> np.ndarray:
-        ops = list(self._ops())
-        if logits and self.fused_output:
-            ops = ops[:-1]
-        for op in ops:
+        for op in self._plan(logits and self.fused_output):
             x = op.forward(x, training)
         return x
 
@@ -220,10 +235,7 @@ class Model:
         raise KeyError(name)
 
     def backward(self, dy: np.ndarray) -> None:
-        ops = list(self._ops())
-        if self.fused_output:
-            ops = ops[:-1]
-        for op in reversed(ops):
+        for op in reversed(self._plan(self.fused_output)):
             dy = op.backward(dy)
             if dy is None:
                 break
@@ -260,3 +272,48 @@ class Model:
             if layer.name == name:
                 return layer
         raise KeyError(name)
+
+
+class PoolThenReLU:
+    """A ReLU directly followed by max pooling, run in the other order.
+
+    ``max`` commutes with ``relu(x) = max(x, 0)``: pooling the pre-activations and then
+    applying the ReLU gives the same outputs, on the pooled values only (a quarter of
+    them for 2x2 windows, so the ReLU's forward and backward passes cost a quarter).
+    The gradients are the same too: where a window's maximum is positive both orders
+    route ``dy`` to it; where it is <= 0 the ReLU's derivative makes it 0 either way.
+    Only the recorded argmax can differ: on a window of zeros relu-then-pool picks the
+    first offset (the tie rule), so ``argmax`` is set to 0 where the output is 0, and a
+    linked ``maxunpool2d`` or ``indices`` sees exactly what the original order gives.
+
+    The swap is made only for an unpadded pool whose windows cover every input pixel
+    (checked per batch): a pixel no window reads would otherwise lose its ReLU mask entry,
+    which the dead-unit diagnostics read. Otherwise the pair runs in its written order.
+    """
+
+    def __init__(self, relu: Activation, pool: Layer):
+        self.relu, self.pool = relu, pool
+        self.swapped = False
+
+    @staticmethod
+    def applies(relu, pool) -> bool:
+        return (isinstance(relu, Activation) and relu.activation_name == "relu"
+                and getattr(pool, "type_name", None) == "maxpool2d" and not any(pool.pads))
+
+    def _covers(self, hw) -> bool:
+        return all(s <= f and (n - f) % s == 0
+                   for n, f, s in zip(hw, self.pool.pool, self.pool.strides))
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.swapped = x.ndim == 4 and self._covers(x.shape[2:])
+        if not self.swapped:
+            return self.pool.forward(self.relu.forward(x, training), training)
+        y = self.relu.forward(self.pool.forward(x, training), training)
+        argmax = self.pool.argmax
+        np.multiply(argmax, np.greater(y, 0), out=argmax)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        first, second = (self.relu, self.pool) if self.swapped else (self.pool, self.relu)
+        dy = first.backward(dy)
+        return None if dy is None else second.backward(dy)
