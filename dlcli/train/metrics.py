@@ -44,7 +44,7 @@ def batch_metrics(task: str, output: np.ndarray, target: np.ndarray) -> dict[str
     if task == "classification":
         if target.ndim == 2:  # one-hot rows (a loss other than categorical cross-entropy)
             target = np.argmax(target, axis=1)
-        return {"accuracy": float(np.sum(np.argmax(output, axis=1) == target))}
+        return {"accuracy": float(np.count_nonzero(np.argmax(output, axis=1) == target))}
     if task == "binary":
         return {"accuracy": float(np.sum((output.reshape(n, -1)[:, 0] >= 0.5)
                                          == (target.reshape(n, -1)[:, 0] >= 0.5)))}
