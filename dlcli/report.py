@@ -117,7 +117,9 @@ def print_shapes(console, report: dict) -> None:
         f"memory for one training step (batch {report['batch_size']}, {report['dtype']}): "
         f"{human_bytes(mem['total'])}\n  params {human_bytes(mem['parameters'])}, grads "
         f"{human_bytes(mem['gradients'])}, optimizer {human_bytes(mem['optimizer_state'])}, "
-        f"activations {human_bytes(mem['activations'])}", markup=False)
+        f"activations {human_bytes(mem['activations'])}"
+        + (f", layer workspaces {human_bytes(mem['workspaces'])}" if mem.get("workspaces") else ""),
+        markup=False)
     print_warnings(console, report.get("warnings", []))
 
 

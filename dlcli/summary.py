@@ -21,15 +21,21 @@ def layer_table(model, batch_size: int, optimizer: dict) -> dict:
     """The rows of ``dlcli shapes`` (the first row is the input) and the memory estimate.
 
     Memory for one training step, in bytes of the compute dtype: parameters, gradients,
-    optimizer state (Adam: two moments, AMSGrad: plus the maximum), and the activations
+    optimizer state (Adam: two moments, AMSGrad: plus the maximum), the activations
     kept for backpropagation (the input and every layer's and activation's output, times the
-    batch size).
+    batch size), and the scratch buffers layers keep between steps (convolutions' column
+    matrices, pooling planes; ``Layer.workspace_bytes``). Short-lived temporaries within a
+    step are not counted.
     """
     itemsize = np.dtype(model.dtype).itemsize
     rows = [{"name": "input", "type": "input", "output_shape": list(display_shape(model.input_shape)),
              "size": size_of(model.input_shape), "params": 0, "mult_adds": 0, "activation": None}]
     kept = size_of(model.input_shape)
-    for layer, in_shape, out_shape in model.shapes():
+    workspaces = 0
+    for index, (layer, in_shape, out_shape) in enumerate(model.shapes()):
+        # training never needs the data's gradient: the first layer skips it
+        workspaces += layer.workspace_bytes(in_shape, batch_size, itemsize,
+                                            need_input_grad=index > 0)
         params = sum(size_of(s) for s in layer.param_shapes(in_shape).values())
         act = layer.activation.activation_name if layer.activation is not None else None
         if layer.type_name == "activation":
@@ -46,6 +52,7 @@ def layer_table(model, batch_size: int, optimizer: dict) -> dict:
         "gradients": total * itemsize,
         "optimizer_state": slots * total * itemsize,
         "activations": kept * batch_size * itemsize,
+        "workspaces": workspaces,
     }
     memory["total"] = sum(memory.values())
     return {"layers": rows, "total_params": total,

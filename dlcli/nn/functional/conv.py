@@ -445,6 +445,57 @@ def _s1_input_grad(dy_flat, w_eff, g, workspace) -> np.ndarray:
     return dx
 
 
+def conv2d_workspace_sizes(x_shape, filters, kernel, stride=1, padding=0, *, has_bias=True,
+                           need_input_grad=True) -> dict[str, int]:
+    """Elements of every ``workspace`` buffer one training step of :func:`conv2d_forward` and
+    :func:`conv2d_backward` keeps for a batch of ``x_shape`` (what ``dlcli shapes`` counts;
+    a test checks these against the buffers a real step leaves)."""
+    n, c, h, w = x_shape
+    kh, kw = pair(kernel, "kernel_size")
+    stride = pair(stride, "stride")
+    pads = resolve_padding(padding, (h, w), (kh, kw), stride)
+    f = filters
+    if stride == (1, 1):
+        oh = h + sum(pads[0]) - kh + 1
+        g = _S1(x_shape, f, (kh, kw), pads, _row_block(f, kh, oh))
+        kb, cols = g.k + has_bias, g.n * g.length
+        sizes = {"xr": g.size + kw - 1, "w_ext": g.r * f * kb, "cols": kb * cols,
+                 "y_ext": g.r * f * cols, "dy_ext": kw - 1 + g.r * f * cols}
+        if need_input_grad:
+            wide = g.n * g.oh * g.wp
+            if g.r != 1:
+                sizes["dy_wide"] = kw - 1 + f * wide
+            sizes.update(dy_shift=f * kw * wide, w_in=c * kh * f * kw, g_in=c * kh * wide,
+                         dxp=c * g.n * (g.oh + kh - 1) * g.wp)
+        return sizes
+    oh = conv_output_size(h, kh, stride[0], *pads[0])
+    ow = conv_output_size(w, kw, stride[1], *pads[1])
+    sizes = {"cols": c * kh * kw * n * oh * ow, "y2": f * n * oh * ow, "dy2": f * n * oh * ow}
+    if any(p for pair_ in pads for p in pair_):
+        sizes["padded"] = n * c * (h + sum(pads[0])) * (w + sum(pads[1]))
+    if need_input_grad:
+        sizes["dcols"] = sizes["cols"]
+    return sizes
+
+
+def conv_transpose2d_workspace_sizes(x_shape, filters, kernel, stride=1, padding=0,
+                                     output_padding=0) -> dict[str, int]:
+    """Elements of the ``workspace`` buffers of one :func:`conv_transpose2d_forward` and
+    backward step on a batch of ``x_shape``."""
+    n, cin, h, w = x_shape
+    kh, kw = pair(kernel, "kernel_size")
+    ph, pw = pair(padding, "padding")
+    sizes = {"x2": cin * n * h * w, "cols": filters * kh * kw * n * h * w}
+    sizes["dcols"] = sizes["cols"]
+    if ph or pw:
+        sh, sw = pair(stride, "stride")
+        oph, opw = pair(output_padding, "output_padding")
+        ho = conv_transpose_output_size(h, kh, sh, ph, oph)
+        wo = conv_transpose_output_size(w, kw, sw, pw, opw)
+        sizes["dy_padded"] = n * filters * (ho + 2 * ph) * (wo + 2 * pw)
+    return sizes
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0, flip_kernel: bool = False) -> np.ndarray:
     """Convenience wrapper: the output of :func:`conv2d_forward` only."""
     return conv2d_forward(x, weight, bias, stride, padding, flip_kernel=flip_kernel)[0]

@@ -52,6 +52,12 @@ class Layer:
         """Multiply-adds per sample of the forward pass."""
         return 0
 
+    def workspace_bytes(self, input_shape: tuple, batch: int, itemsize: int,
+                        need_input_grad: bool = True) -> int:
+        """Bytes of the scratch buffers this layer keeps between training steps for a batch
+        of ``batch`` samples of ``input_shape`` (reused, so counted once)."""
+        return 0
+
     def link(self, layers_by_name: dict) -> None:
         """Resolve references to other layers (e.g. an unpooling layer's pooling layer)."""
 

@@ -149,6 +149,12 @@ class Conv2D(_ConvBase):
         _, oh, ow = self.output_shape(input_shape)
         return oh * ow * self.filters * c * self.kernel[0] * self.kernel[1]
 
+    def workspace_bytes(self, input_shape, batch, itemsize, need_input_grad=True) -> int:
+        sizes = F.conv2d_workspace_sizes((batch, *input_shape), self.filters, self.kernel,
+                                         self.strides, self.padding, has_bias=self.use_bias,
+                                         need_input_grad=need_input_grad)
+        return sum(sizes.values()) * itemsize
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         y, self._cache = F.conv2d_forward(
             self._input(x), self.params["weight"], self.params.get("bias"), self.strides,
@@ -219,6 +225,12 @@ class ConvTranspose2D(_ConvBase):
         c, h, w = _image_shape(self, input_shape)
         self.output_shape(input_shape)
         return h * w * c * self.filters * self.kernel[0] * self.kernel[1]
+
+    def workspace_bytes(self, input_shape, batch, itemsize, need_input_grad=True) -> int:
+        sizes = F.conv_transpose2d_workspace_sizes((batch, *input_shape), self.filters,
+                                                   self.kernel, self.strides, self.pads,
+                                                   self.output_pads)
+        return sum(sizes.values()) * itemsize
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         y, self._cache = F.conv_transpose2d_forward(

@@ -85,6 +85,9 @@ class MaxPool2D(_Pool2D):
             return None
         return P.argmax_to_indices(self.argmax, self.forward_input_hw, *self._args())
 
+    def workspace_bytes(self, input_shape, batch, itemsize, need_input_grad=True) -> int:
+        return P.maxpool2d_workspace_bytes((batch, *input_shape), *self._args(), itemsize)
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = np.asarray(x, dtype=self.dtype)
         y, self.argmax = P.maxpool2d_forward(x, *self._args(), workspace=self._workspace)

@@ -1,0 +1,68 @@
+"""``dlcli shapes`` counts the scratch buffers layers keep between steps (``workspace_bytes``).
+
+The reference is what a real training step leaves behind: the bytes of every array in each
+layer's ``_workspace`` after a forward and backward pass on a full batch.
+"""
+
+import numpy as np
+import pytest
+
+from dlcli.nn.model import Model
+from dlcli.summary import layer_table
+
+LENET = [
+    {"type": "conv2d", "filters": 8, "kernel_size": 5, "activation": "relu"},
+    {"type": "maxpool2d", "pool_size": 2},
+    {"type": "conv2d", "filters": 16, "kernel_size": 5, "activation": "relu"},
+    {"type": "maxpool2d", "pool_size": 2},
+    {"type": "dense", "units": 10, "flatten_input": True},
+]
+
+CASES = {
+    "lenet": (LENET, (3, 32, 32)),
+    "padded, strided, no bias": ([
+        {"type": "conv2d", "filters": 4, "kernel_size": 3, "stride": 2, "padding": 1,
+         "use_bias": False},
+        {"type": "conv2d", "filters": 6, "kernel_size": 3, "stride": [2, 1], "padding": "same"},
+        {"type": "conv2d", "filters": 64, "kernel_size": 3, "padding": 1},  # wide: one row
+        {"type": "maxpool2d", "pool_size": 3, "stride": 3},
+        {"type": "maxpool2d", "pool_size": 2, "stride": 1},  # overlapping: no planes
+    ], (2, 25, 23)),
+    "transposed": ([
+        {"type": "conv2d", "filters": 3, "kernel_size": 3, "padding": 1, "activation": "relu"},
+        {"type": "conv_transpose2d", "filters": 2, "kernel_size": 3, "stride": 2,
+         "padding": 1, "output_padding": 1},
+        {"type": "conv_transpose2d", "filters": 1, "kernel_size": 2, "stride": 2},
+    ], (1, 6, 6)),
+}
+
+
+def _step(layers, input_shape, batch):
+    model = Model.from_config(layers, input_shape, np.float32)
+    model.build(np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((batch, *input_shape)).astype(np.float32)
+    out = model.forward(x, training=True)
+    model.backward(rng.standard_normal(out.shape).astype(np.float32))
+    return model
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_each_layer_estimate_is_what_a_step_keeps(case):
+    layers, input_shape = CASES[case]
+    batch = 5
+    model = _step(layers, input_shape, batch)
+    for index, (layer, in_shape, _) in enumerate(model.shapes()):
+        kept = sum(a.nbytes for a in getattr(layer, "_workspace", {}).values())
+        assert layer.workspace_bytes(in_shape, batch, 4, need_input_grad=index > 0) == kept, \
+            layer.name
+
+
+def test_the_shapes_report_adds_them_to_the_step_memory():
+    batch = 7
+    model = _step(LENET, (3, 32, 32), batch)
+    kept = sum(a.nbytes for layer in model.layers
+               for a in getattr(layer, "_workspace", {}).values())
+    memory = layer_table(model, batch, {"type": "adam"})["memory_bytes"]
+    assert memory["workspaces"] == kept > 0
+    assert memory["total"] == sum(v for k, v in memory.items() if k != "total")
