@@ -6,15 +6,12 @@ from dlcli.nn.layers.base import display_shape, size_of
 
 
 def optimizer_slots(opt: dict) -> int:
-    """Arrays of optimizer state kept per parameter array."""
-    kind = opt.get("type")
-    if kind in ("adam", "adamw"):
-        return 3 if opt.get("amsgrad") else 2
-    if kind == "rmsprop":
-        return 1 + (opt.get("momentum", 0) > 0) + bool(opt.get("centered"))
-    if kind in ("sgd", "momentum"):
-        return 1 if opt.get("momentum", 0) > 0 else 0
-    return 0
+    """Arrays of optimizer state kept per parameter array, as the optimizer declares them
+    for these hyperparameters (Adam 2, AMSGrad 3, SGD with momentum 1, plain SGD 0)."""
+    import dlcli.nn.optimizers  # noqa: F401 - registers the optimizers
+    from dlcli.registry import OPTIMIZERS
+    config = dict(opt)
+    return len(OPTIMIZERS.get(config.pop("type"))(**config).state_arrays())
 
 
 def layer_table(model, batch_size: int, optimizer: dict) -> dict:

@@ -66,3 +66,22 @@ def test_the_shapes_report_adds_them_to_the_step_memory():
     memory = layer_table(model, batch, {"type": "adam"})["memory_bytes"]
     assert memory["workspaces"] == kept > 0
     assert memory["total"] == sum(v for k, v in memory.items() if k != "total")
+
+
+@pytest.mark.parametrize("config", [
+    {"type": "sgd"}, {"type": "sgd", "momentum": 0.9}, {"type": "momentum"},
+    {"type": "rmsprop"}, {"type": "rmsprop", "momentum": 0.5, "centered": True},
+    {"type": "adam"}, {"type": "adam", "amsgrad": True}, {"type": "adamw"},
+])
+def test_optimizer_memory_counts_the_state_arrays_a_step_creates(config):
+    import dlcli.nn.optimizers  # noqa: F401 - registers the optimizers
+    from dlcli.registry import OPTIMIZERS
+    from dlcli.summary import optimizer_slots
+
+    options = dict(config)
+    optimizer = OPTIMIZERS.get(options.pop("type"))(**options)
+    param = np.ones((3, 4), np.float32)
+    for _ in range(2):
+        optimizer.step([("w", param, np.full_like(param, 0.5))])
+    arrays = [a for a in optimizer.state["w"].values() if a.shape == param.shape]
+    assert optimizer_slots(config) == len(arrays)
