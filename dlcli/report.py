@@ -16,6 +16,37 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def print_table(console, table) -> None:
+    """Print ``table`` when the console is wide enough for it without cutting a value;
+    otherwise print its title, then each row as one line of ``header value`` pairs, which
+    wraps between values instead of truncating them ("1,234…")."""
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    def plain(value) -> str:
+        return (value.plain if isinstance(value, Text) else str(value)).strip()
+
+    # Rendered at this width, does rich shorten a cell ("…"), or cut one that must not wrap?
+    probe = Console(file=io.StringIO(), width=console.width, color_system=None)
+    probe.print(table)
+    shown = probe.file.getvalue()
+    cells = [plain(c) for column in table.columns for c in [column.header, *column.cells]]
+    whole = [plain(c) for column in table.columns if column.no_wrap for c in column.cells]
+    if ("…" not in shown or any("…" in c for c in cells)) and all(c in shown for c in whole):
+        console.print(table)
+        return
+
+    if table.title:
+        console.print(plain(table.title), markup=False)
+    headers = [plain(column.header) for column in table.columns]
+    for cells in zip(*(list(column.cells) for column in table.columns)):
+        values = [plain(cell) for cell in cells]
+        rest = ", ".join(f"{h} {v}".strip() for h, v in zip(headers[1:], values[1:]) if v)
+        console.print(f"{values[0]}: {rest}" if values[0] else rest, markup=False)
+
+
 def print_warnings(console, warnings) -> None:
     for text in warnings:
         console.print(f"warning: {text}", markup=False, soft_wrap=True)
@@ -36,7 +67,7 @@ def print_train_summary(console, summary: dict) -> None:
         if key in ("epoch", "time", "nonfinite"):
             continue
         table.add_row(key, _fmt(value))
-    console.print(table)
+    print_table(console, table)
     if summary.get("best_epoch"):
         console.print(f"best {summary['monitor']} {_fmt(summary['best'])} at epoch "
                       f"{summary['best_epoch']} (checkpoints/best.npz)", markup=False)
@@ -63,7 +94,7 @@ def print_eval(console, result: dict) -> None:
     for key, value in result.items():
         if isinstance(value, (int, float)) and key != "samples":
             table.add_row(key, _fmt(value))
-    console.print(table)
+    print_table(console, table)
     if "pca" in result:
         pca, neck = result["pca"], result.get("bottleneck", {})
         ratio = (f"; ratio {result['mse'] / pca['mse']:.3f}" if pca["mse"] > 1e-12 else
@@ -83,14 +114,14 @@ def print_eval(console, result: dict) -> None:
         per_class.add_column("recall", justify="right")
         for name, p, r in zip(names, result["precision"], result["recall"]):
             per_class.add_row(name, f"{p:.3f}", f"{r:.3f}")
-        console.print(per_class)
+        print_table(console, per_class)
         cm = Table(title="confusion matrix (rows: true class, columns: predicted)")
         cm.add_column("")
         for name in names:
             cm.add_column(name, justify="right")
         for name, row in zip(names, result["confusion_matrix"]):
             cm.add_row(name, *[str(v) for v in row])
-        console.print(cm)
+        print_table(console, cm)
 
 
 def print_shapes(console, report: dict) -> None:
@@ -111,7 +142,7 @@ def print_shapes(console, report: dict) -> None:
     table.add_section()
     table.add_row("", "total", "", "", "", f"{report['total_params']:,}",
                   f"{report['total_mult_adds']:,}")
-    console.print(table)
+    print_table(console, table)
     mem = report["memory_bytes"]
     console.print(
         f"memory for one training step (batch {report['batch_size']}, {report['dtype']}): "
@@ -139,7 +170,7 @@ def print_gradcheck(console, result: dict) -> None:
         table.add_row(row["param"], str(tuple(row["shape"])), str(row["checked"]),
                       f"{row['max_abs_error']:.2e}", f"{row['relative_error']:.2e}",
                       "yes" if row["passed"] else "NO")
-    console.print(table)
+    print_table(console, table)
     console.print("passed" if result["passed"] else "FAILED: backpropagation disagrees with "
                   "finite differences", markup=False)
 
@@ -271,7 +302,7 @@ def print_runs(console, runs) -> None:
         cells += [Text(run.status, style=STATUS_STYLE.get(run.status, "")),
                   str(run.epochs_done), Text(best), _duration(run.wall_time_s), Text(curve)]
         table.add_row(*cells)
-    console.print(table)
+    print_table(console, table)
 
 
 def _cell(value) -> str:
@@ -322,7 +353,7 @@ def print_compare(console, runs, diff: dict, finals: dict) -> None:
             best = max(finite) if key in HIGHER_IS_BETTER else min(finite)
         table.add_row(Text(key), *[Text(_cell(v), style="bold" if v == best else "")
                                    for v in values])
-    console.print(table)
+    print_table(console, table)
 
 
 def print_timing(console, result: dict) -> None:
@@ -333,7 +364,7 @@ def print_timing(console, result: dict) -> None:
                         f"{result['batch_size']} ({result['dtype']}), after "
                         f"{result['warmup']} warm-up steps")
     table.add_column("op", no_wrap=True)
-    table.add_column("type", overflow="ellipsis", max_width=22)
+    table.add_column("type")
     for col in ("fwd ms", "bwd ms", "total ms", "share", "GFLOP/s"):
         table.add_column(col, justify="right", no_wrap=True)
     for row in result["rows"]:
@@ -350,7 +381,7 @@ def print_timing(console, result: dict) -> None:
     table.add_row("step", "", f"{result['forward_ms']:.3f}", f"{result['backward_ms']:.3f}",
                   f"{result['step_ms']:.3f}", "100.0%",
                   f"{result['gflops']:.1f}" if result["gflops"] else "", style="bold")
-    console.print(table)
+    print_table(console, table)
     blas = result["blas"]
     threads = f", {blas['threads']} threads" if blas.get("threads") else ""
     kernel = f" ({blas['kernel']})" if blas.get("kernel") else ""

@@ -1,0 +1,67 @@
+"""Tables on narrow terminals: a value is never cut ("1,234…"); when the table does not fit,
+each row is printed as one line of ``header value`` pairs instead."""
+
+import io
+
+import pytest
+from rich.console import Console
+
+from dlcli.report import print_gradcheck, print_shapes, print_table
+
+GRADCHECK = {"samples": 4, "loss": "binary_crossentropy", "tolerance": 1e-5, "passed": True,
+             "params": [{"param": "dense1.weight", "shape": [8, 2], "checked": 16,
+                         "max_abs_error": 1.05e-10, "relative_error": 2.39e-10, "passed": True},
+                        {"param": "conv_transpose2d1.weight", "shape": [16, 8, 5, 5],
+                         "checked": 3200, "max_abs_error": 3.5e-9, "relative_error": 4.2e-8,
+                         "passed": False}]}
+
+SHAPES = {"task": "classification", "loss": "categorical_crossentropy", "batch_size": 64,
+          "dtype": "float32", "total_params": 123456789, "total_mult_adds": 987654321,
+          "layers": [{"name": "input", "type": "input", "output_shape": [32, 32, 3],
+                      "size": 3072, "params": 0, "mult_adds": 0, "activation": None},
+                     {"name": "convolution_layer_one", "type": "conv2d",
+                      "output_shape": [28, 28, 8], "size": 6272, "params": 123456789,
+                      "mult_adds": 987654321, "activation": "relu"}],
+          "memory_bytes": {"parameters": 1, "gradients": 1, "optimizer_state": 0,
+                           "activations": 1, "workspaces": 0, "total": 3}, "warnings": []}
+
+
+def _render(printer, report, width):
+    buffer = io.StringIO()
+    printer(Console(file=buffer, width=width, color_system=None), report)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 160])
+def test_gradcheck_values_are_whole_at_any_width(width):
+    out = _render(print_gradcheck, GRADCHECK, width)
+    assert "…" not in out
+    flat = " ".join(out.split())  # lines may wrap between values
+    for value in ("dense1.weight", "conv_transpose2d1.weight", "1.05e-10", "2.39e-10",
+                  "3.50e-09", "4.20e-08", "3200", "NO"):
+        assert value in flat, (width, value)
+
+
+def test_a_wide_console_gets_the_table_and_a_narrow_one_the_lines():
+    wide = _render(print_gradcheck, GRADCHECK, 160)
+    assert "┃" in wide and "dense1.weight:" not in wide
+    narrow = _render(print_gradcheck, GRADCHECK, 40)
+    assert "┃" not in narrow and "dense1.weight: shape (8, 2), checked 16" in narrow
+
+
+@pytest.mark.parametrize("width", [50, 70, 200])
+def test_shapes_numbers_are_whole(width):
+    flat = " ".join(_render(print_shapes, SHAPES, width).split())
+    assert "…" not in flat
+    for value in ("123,456,789", "987,654,321", "convolution_layer_one", "6,272"):
+        assert value in flat, (width, value)
+
+
+def test_a_table_whose_cells_hold_an_ellipsis_is_not_mistaken_for_a_cut_one():
+    from rich.table import Table
+    table = Table()
+    table.add_column("name")
+    table.add_row("wait…")
+    buffer = io.StringIO()
+    print_table(Console(file=buffer, width=80, color_system=None), table)
+    assert "┃" in buffer.getvalue() or "│" in buffer.getvalue()
