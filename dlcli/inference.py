@@ -122,7 +122,7 @@ def evaluate_run(run: LoadedRun, split: str = "test", data_source: str | None = 
     _check_input_shape(run, splits.input_shape, spec["source"])
     ys = dict(zip(("train", "val", "test"),
                   targets(splits, run.task, run.model.dtype, run.loss)))
-    x = run.normalizer.apply(getattr(splits, f"x_{split}")).astype(run.model.dtype)
+    x = run.normalizer.transform(getattr(splits, f"x_{split}"), None, run.model.dtype)
     y = ys[split]
     if run.task == "reconstruction":
         y = x
@@ -169,7 +169,7 @@ def predict_file(run: LoadedRun, input_path, batch_size: int = 1024, layer: str 
     _check_input_shape(run, x.shape[1:], input_path)
     if len(x) == 0:
         raise DataError("holds no samples", where=str(input_path))
-    x = run.normalizer.apply(x).astype(run.model.dtype)
+    x = run.normalizer.transform(x, None, run.model.dtype)
     if layer is not None:
         check_layer_name(run.model, layer)
         parts = [run.model.forward_to(np.ascontiguousarray(x[i:i + batch_size]), layer)

@@ -452,17 +452,21 @@ def to_internal_shape(shape) -> tuple:
     return shape
 
 
+def compute_dtype(config: Config):
+    """The NumPy dtype of the config's ``dtype`` key (the model's and its data's)."""
+    import numpy as np
+
+    return np.float64 if config["dtype"] == "float64" else np.float32
+
+
 def build_model(config: Config, input_shape: tuple):
     """The (unbuilt) Model of ``config`` for an internal ``input_shape``; shape problems
     become a ShapeError naming the layer."""
-    import numpy as np
-
     from dlcli.nn.layers.base import IncompatibleShape
     from dlcli.nn.model import Model
 
-    dtype = np.float64 if config["dtype"] == "float64" else np.float32
     try:
-        model = Model.from_config(config["model"]["layers"], input_shape, dtype)
+        model = Model.from_config(config["model"]["layers"], input_shape, compute_dtype(config))
         model.shapes()
     except IncompatibleShape as exc:
         raise ShapeError(str(exc), file=config.source) from None

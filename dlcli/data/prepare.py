@@ -16,6 +16,7 @@ from dlcli.errors import DataError
 from dlcli.registry import DATASETS
 
 SYNTHETIC_PREFIX = "synthetic:"
+BLOCK_ROWS = 4096  # rows converted to float64 at a time when normalizing
 LAYOUTS = ("auto", "NHWC", "NCHW", "NHW")
 NORMALIZATIONS = ("standard", "minmax", "none")
 # Independent streams under one seed: the synthetic data and the split permutation must not
@@ -45,48 +46,70 @@ class Normalizer:
         self.scale = np.asarray(scale, dtype=np.float64)
 
     @classmethod
-    def fit(cls, kind: str, x: np.ndarray) -> "Normalizer":
-        """Fit on training inputs x (N, ...) with N >= 1."""
+    def fit(cls, kind: str, x: np.ndarray, index=None) -> "Normalizer":
+        """Fit on training inputs ``x[index]`` (all of x when index is None), N >= 1 rows.
+
+        The statistics are float64, accumulated over blocks of rows converted one at a time,
+        so x may keep its own dtype (uint8 images) and no full-size copy is made."""
         if kind not in NORMALIZATIONS:
             raise DataError(f"unknown normalization {kind!r}; known: {', '.join(NORMALIZATIONS)}")
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
         images = x.ndim == 4
         axes = (0, 2, 3) if images else (0,)
         if kind == "none":
             stat_shape = (x.shape[1], 1, 1) if images else x.shape[1:]
             return cls("none", np.zeros(stat_shape), np.ones(stat_shape))
-        if x.shape[0] == 0:
+        n = len(x) if index is None else len(index)
+        if n == 0:
             raise DataError(f"cannot fit {kind} normalization on an empty training split")
+        per_row = int(np.prod([x.shape[a] for a in axes if a != 0]))
         if kind == "standard":
-            shift, scale = _mean_std(x, axes)
+            # two passes (mean, then squared deviations): as accurate as x.std, without
+            # its full-size x - mean
+            shift = sum(b.sum(axis=axes) for _, b in _float_blocks(x, index)) / (n * per_row)
+            centre = shift.reshape(-1, 1, 1) if images else shift
+            squares = sum(np.square(np.subtract(b, centre, out=b), out=b).sum(axis=axes)
+                          for _, b in _float_blocks(x, index))
+            scale = np.sqrt(squares / (n * per_row))
         else:
-            shift = x.min(axis=axes)
-            scale = x.max(axis=axes) - shift
+            blocks = [(b.min(axis=axes), b.max(axis=axes)) for _, b in _float_blocks(x, index)]
+            shift = np.min([lo for lo, _ in blocks], axis=0)
+            scale = np.max([hi for _, hi in blocks], axis=0) - shift
         if images:
             shift, scale = shift.reshape(-1, 1, 1), scale.reshape(-1, 1, 1)
         scale = np.where(scale > 0, scale, 1.0)
         return cls(kind, shift, scale)
 
-    def apply(self, x: np.ndarray, *, inplace: bool = False) -> np.ndarray:
-        """(N, ...) -> float64 (N, ...) transformed; the feature shape must match the fit.
-        ``inplace`` transforms a float64 ``x`` itself (no temporary array) and returns it."""
-        x = np.asarray(x, dtype=np.float64)
-        feature_shape = x.shape[1:]
-        if x.ndim != self.shift.ndim + 1 or any(
-            s not in (1, f) for s, f in zip(self.shift.shape, feature_shape)
-        ):
-            raise DataError(
-                f"inputs of shape {feature_shape} per sample do not match the normalizer "
-                f"fitted on statistics of shape {self.shift.shape}"
-            )
-        if inplace:
+    def transform(self, x: np.ndarray, index=None, dtype=np.float64) -> np.ndarray:
+        """A new ``dtype`` array of ``apply(x[index])`` (all of x when index is None),
+        computed in float64 over blocks of rows: the same values as ``apply(...)`` cast to
+        dtype, without a full-size float64 intermediate."""
+        n = len(x) if index is None else len(index)
+        out = np.empty((n, *x.shape[1:]), dtype)
+        self._check_shape(x.shape[1:])
+        for start, block in _float_blocks(x, index):
             if self.kind != "none":
-                x -= self.shift
-                x /= self.scale
-            return x
+                block -= self.shift
+                block /= self.scale
+            out[start:start + len(block)] = block
+        return out
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """(N, ...) -> float64 (N, ...) transformed; the feature shape must match the fit."""
+        x = np.asarray(x, dtype=np.float64)
+        self._check_shape(x.shape[1:])
         if self.kind == "none":
             return x.copy()
         return (x - self.shift) / self.scale
+
+    def _check_shape(self, feature_shape) -> None:
+        if len(feature_shape) != self.shift.ndim or any(
+            s not in (1, f) for s, f in zip(self.shift.shape, feature_shape)
+        ):
+            raise DataError(
+                f"inputs of shape {tuple(feature_shape)} per sample do not match the "
+                f"normalizer fitted on statistics of shape {self.shift.shape}"
+            )
 
     def invert(self, x: np.ndarray) -> np.ndarray:
         """The inverse of ``apply``: ``x * scale + shift`` (float64), e.g. to show a
@@ -113,7 +136,8 @@ class Normalizer:
 
 @dataclasses.dataclass
 class Splits:
-    """Prepared data. x float64 in internal layout; y int64 (N,) class labels or float64 (N, k).
+    """Prepared data. x in internal layout, in the dtype ``prepare`` was given (float64 by
+    default); y int64 (N,) class labels or float64 (N, k).
 
     ``class_names`` is a list for class targets (label i is class_names[i]) and None for value
     targets; ``input_shape`` excludes the batch axis; ``normalizer`` is already applied to
@@ -138,7 +162,7 @@ class Splits:
 
 
 def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = True,
-            classes: list[str] | None = None) -> Splits:
+            classes: list[str] | None = None, dtype=np.float64) -> Splits:
     """Load ``spec['source']``, encode targets, split, and normalize on the training split.
 
     ``targets=False`` (task reconstruction: the target is the input) needs no ``y`` and
@@ -150,6 +174,8 @@ def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = Tr
     ``stream_rng(seed, SPLIT_STREAM)``. Test rows: the file's x_test/y_test, else
     ``round(test_split * N)`` rows; validation: ``round(validation_split * rest)`` rows of the
     remainder; the rest trains (at least one row, else DataError). Splits keep file order.
+    Every x comes out in ``dtype`` (normalized in float64, then cast: training asks for its
+    compute dtype and gets the values a float64 split cast to it would hold).
     """
     layout = spec.get("layout", "auto")
     raw, where, synthetic = _load(spec, base_dir, seed, targets)
@@ -190,21 +216,20 @@ def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = Tr
             "(lower data.test_split or data.validation_split)",
             where=where,
         )
-    # Each split is one float64 copy of its rows, normalized in place: no other full-size
-    # array is made (a 60,000-image set took ~4 s and 1.3 GB through temporaries).
-    x_train = _rows(x, train_idx)
+    # Statistics and splits come from blocks of rows of the raw array, each converted to
+    # float64 on its own: the only full-size arrays made are the splits themselves (a
+    # 60,000-image uint8 set took ~4 s and 1.3 GB through float64 temporaries).
+    normalizer = Normalizer.fit(spec.get("normalize", "none"), x, train_idx)
     if x_test is None:
-        x_test, y_test = _rows(x, test_idx), y[test_idx]
+        x_test, y_test = normalizer.transform(x, test_idx, dtype), y[test_idx]
     else:
-        x_test = _rows(x_test, None)
-
-    normalizer = Normalizer.fit(spec.get("normalize", "none"), x_train)
+        x_test = normalizer.transform(x_test, None, dtype)
     return Splits(
-        x_train=normalizer.apply(x_train, inplace=True),
+        x_train=normalizer.transform(x, train_idx, dtype),
         y_train=y[train_idx],
-        x_val=normalizer.apply(_rows(x, val_idx), inplace=True),
+        x_val=normalizer.transform(x, val_idx, dtype),
         y_val=y[val_idx],
-        x_test=normalizer.apply(x_test, inplace=True),
+        x_test=x_test,
         y_test=y_test,
         class_names=class_names,
         input_shape=tuple(int(d) for d in x.shape[1:]),
@@ -315,30 +340,14 @@ def _to_internal(x, name: str, layout: str, where: str, synthetic: bool,
     return np.ascontiguousarray(x)
 
 
-def _rows(x: np.ndarray, index) -> np.ndarray:
-    """A new contiguous float64 array of ``x[index]`` (all rows when ``index`` is None),
-    converted in one pass from x's own dtype."""
-    part = x if index is None else np.take(x, index, axis=0)
-    out = np.empty(part.shape, np.float64)
-    np.copyto(out, part, casting="unsafe")  # as astype: any numeric dtype to float64
-    return out
+def _float_blocks(x: np.ndarray, index=None):
+    """``(start, block)`` over the rows ``x[index]`` (all rows when index is None), each
+    block a new float64 array of at most ``BLOCK_ROWS`` rows."""
+    n, rows = (len(x) if index is None else len(index)), BLOCK_ROWS
 
-
-def _mean_std(x: np.ndarray, axes: tuple, rows: int = 4096):
-    """Mean and (population) standard deviation over ``axes`` (axis 0 among them), two
-    passes over blocks of ``rows`` samples: accumulating per block keeps every temporary
-    block-sized (``x.std`` subtracts the mean into a full-size copy first)."""
-    n = x.shape[0]
-    count = n * int(np.prod([x.shape[a] for a in axes if a != 0]))
-    total = sum(x[i:i + rows].sum(axis=axes) for i in range(0, n, rows))
-    mean = total / count
-    centre = mean.reshape([-1 if a not in axes else 1 for a in range(x.ndim)][1:])
-    squares = 0.0
-    for i in range(0, n, rows):
-        d = x[i:i + rows] - centre
-        d *= d
-        squares = squares + d.sum(axis=axes)
-    return mean, np.sqrt(squares / count)
+    for start in range(0, n, rows):
+        part = x[start:start + rows] if index is None else np.take(x, index[start:start + rows], axis=0)
+        yield start, part.astype(np.float64)
 
 
 def detect_layout(shape: tuple, layout: str = "auto", *, name: str = "x", where: str | None = None) -> str:

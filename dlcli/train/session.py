@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import yaml
 
-from dlcli.config.resolve import Config, build_model, flatten_keys, infer_task, \
+from dlcli.config.resolve import Config, build_model, compute_dtype, flatten_keys, infer_task, \
     pairing_warnings, to_internal_shape
 from dlcli.errors import ConfigError, DataError, RunInterrupted, TrainingError
 from dlcli.registry import LOSSES, OPTIMIZERS
@@ -56,8 +56,8 @@ def prepare(config: Config, seed: int | None = None, *, data=True) -> Prepared:
     seed = config["seed"] if seed is None else seed
     # An autoencoder's target is its input: its data need no labels.
     needs_targets = config["task"] != "reconstruction"
-    splits = (prepare_data(config["data"], config.base_dir, seed, targets=needs_targets)
-              if data else None)
+    splits = (prepare_data(config["data"], config.base_dir, seed, targets=needs_targets,
+                           dtype=compute_dtype(config)) if data else None)
     declared = config["model"]["input_shape"]
     input_shape = tuple(splits.input_shape) if splits is not None else to_internal_shape(declared)
     if declared is not None and splits is not None and to_internal_shape(declared) != input_shape:

@@ -117,3 +117,16 @@ def test_images_classes_are_distinguishable_by_shift_invariant_features():
     centroids = np.stack([features[train][y[train] == k].mean(0) for k in range(10)])
     predicted = np.argmin(((features[test][:, None] - centroids) ** 2).sum(-1), axis=1)
     assert np.mean(predicted == y[test]) > 0.9
+
+
+def test_blobs_are_centres_plus_scaled_noise():
+    # the docstring's formula from the same draws, in the generator's order: centres, labels,
+    # then the noise (several 4096-row blocks of the in-place construction)
+    from dlcli.data.synthetic import _balanced_labels, blobs
+    x, y = blobs(np.random.default_rng(3), n_samples=9000, n_classes=5, n_features=4,
+                 spread=0.3, center_box=2.0)
+    rng = np.random.default_rng(3)
+    centers = rng.uniform(-2.0, 2.0, size=(5, 4))
+    labels = _balanced_labels(rng, 9000, 5)
+    np.testing.assert_array_equal(y, labels)
+    np.testing.assert_array_equal(x, centers[labels] + 0.3 * rng.standard_normal((9000, 4)))
