@@ -3,8 +3,8 @@
 Runs every workload of :mod:`benchmarks.workloads` in dlcli and (when torch imports) in
 PyTorch CPU, each framework in its own fresh worker process (:mod:`benchmarks.child`), and
 prints one table: seconds per epoch (median and min over the repeats), samples/s, peak RSS,
-the GEMM floor (:mod:`benchmarks.gemm`, timed before each dlcli epoch) and the median over
-the repeats of each epoch's fraction of the floor timed just before it, and the ratio
+the GEMM floor (:mod:`benchmarks.gemm`, timed at the start of each repeat) and the median
+over the repeats of each dlcli epoch's fraction of its repeat's floor, and the ratio
 dlcli / PyTorch per repeat, the two epochs of a pair run back to back. Then the start-up
 wall time of ``dlcli --help`` and ``dlcli shapes configs/lenet.yaml``. ``--quick`` uses a
 fifth of the samples and one repeat. Benchmarks print figures; nothing here asserts on time.
@@ -98,13 +98,14 @@ def run_workload(name, repeats, threads, quick, with_torch, limit=False) -> dict
               "ratio": []}
     floors = []
     for r in range(repeats):
+        # The floor of this repeat, timed before the pair whichever goes first (just before
+        # dlcli's epoch would warm the BLAS and caches for dlcli only).
+        floors.append(dl.ask("floor"))
         # Alternate which goes first so neither always runs on a warmer (or busier) machine.
         pair = [("dlcli", dl), ("torch", th)] if r % 2 == 0 else [("torch", th), ("dlcli", dl)]
         times = {}
         for key, worker in pair:
             if worker is not None:
-                if key == "dlcli":  # the floor right before the epoch it is compared with
-                    floors.append(dl.ask("floor"))
                 times[key] = worker.ask("epoch")["epoch_s"]
                 result[key]["epoch_s"].append(times[key])
         if th is not None:
@@ -224,8 +225,8 @@ def main(argv=None) -> int:
     print(table(results, start))
     elapsed = time.perf_counter() - started
     print(f"\n{'quick ' if args.quick else ''}benchmark: {repeats} repeat(s), {elapsed:.0f} s "
-          f"wall; GEMM floor = the step's np.matmul products alone, timed right before each "
-          f"dlcli epoch, x steps per epoch (median); floor/epoch = median over the repeats")
+          f"wall; GEMM floor = the step's np.matmul products alone, timed at the start of each "
+          f"repeat, x steps per epoch (median); floor/epoch = median over the repeats")
     if args.json_out:
         out = {"command": " ".join(["python -m benchmarks"] + sys.argv[1:]), "machine": info,
                "quick": args.quick, "repeats": repeats, "workloads": results,

@@ -28,13 +28,13 @@ def print_table(console, table) -> None:
     def plain(value) -> str:
         return (value.plain if isinstance(value, Text) else str(value)).strip()
 
-    # Rendered at this width, does rich shorten a cell ("…"), or cut one that must not wrap?
+    # Rendered at this width, does every value still appear whole? Rich may shorten a cell
+    # ("…") or fold a long token over two lines; a cell may only wrap between its words.
     probe = Console(file=io.StringIO(), width=console.width, color_system=None)
     probe.print(table)
     shown = probe.file.getvalue()
-    cells = [plain(c) for column in table.columns for c in [column.header, *column.cells]]
-    whole = [plain(c) for column in table.columns if column.no_wrap for c in column.cells]
-    if ("…" not in shown or any("…" in c for c in cells)) and all(c in shown for c in whole):
+    words = {w for column in table.columns for c in column.cells for w in plain(c).split()}
+    if all(w in shown for w in words):
         console.print(table)
         return
 

@@ -65,3 +65,19 @@ def test_a_table_whose_cells_hold_an_ellipsis_is_not_mistaken_for_a_cut_one():
     buffer = io.StringIO()
     print_table(Console(file=buffer, width=80, color_system=None), table)
     assert "┃" in buffer.getvalue() or "│" in buffer.getvalue()
+
+
+def test_a_folded_number_makes_the_table_fall_back():
+    # `dlcli compare` with eight runs on 80 columns: rich folds "0.47016" into "0.4" / "701"
+    # / "6" without an ellipsis
+    from rich.table import Table
+    from rich.text import Text
+    table = Table(title="comparing 8 runs")
+    table.add_column("", no_wrap=True)
+    for i in range(8):
+        table.add_column(Text(f"lenet-20261125-0231{i:02d}"), justify="right", overflow="fold")
+    table.add_row(Text("val_loss"), *[Text(f"0.4701{i}") for i in range(8)])
+    buffer = io.StringIO()
+    print_table(Console(file=buffer, width=80, color_system=None), table)
+    out = buffer.getvalue()
+    assert all(f"0.4701{i}" in out for i in range(8)), out

@@ -140,12 +140,14 @@ class CategoricalCrossEntropy(Loss):
     fuses = "softmax"
 
     def forward(self, pred, target):
-        n, k = pred.shape
+        n = pred.shape[0]
         scale = pred.dtype.type(1.0 / n)
         labels = target if target.ndim == 1 else None
         if self.from_logits:
             # log ŷ = z − log Σ e^z with z = pred − max (finite for any finite pred); the
             # gradient's softmax reuses e^z instead of a second exp.
+            pred = np.ascontiguousarray(pred)  # the flat indexing below needs C order
+            k = pred.shape[1]
             z = pred - pred.max(axis=1, keepdims=True)
             grad = np.exp(z)
             # row sums as a product with ones: for a batch of few classes this is ~3x
@@ -154,6 +156,9 @@ class CategoricalCrossEntropy(Loss):
             grad /= total.reshape(n, 1)
             log_total = np.log(total)
             if labels is not None:
+                if n and not 0 <= labels.min() <= labels.max() < k:
+                    raise IndexError(f"class labels must lie in [0, {k}); got "
+                                     f"{labels.min()}..{labels.max()}")
                 # z[i, label_i] at flat position i*k + label_i: a 1-D take and a 1-D
                 # subtraction are several times cheaper than 2-D fancy indexing
                 picked = self._row_starts(n, k) + labels

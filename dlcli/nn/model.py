@@ -280,6 +280,8 @@ class PoolThenReLU:
     ``max`` commutes with ``relu(x) = max(x, 0)``: pooling the pre-activations and then
     applying the ReLU gives the same outputs, on the pooled values only (a quarter of
     them for 2x2 windows, so the ReLU's forward and backward passes cost a quarter).
+    All of this holds for finite inputs; a window holding a NaN may route its gradient
+    differently (training stops on non-finite values anyway).
     The gradients are the same too: where a window's maximum is positive both orders
     route ``dy`` to it; where it is <= 0 the ReLU's derivative makes it 0 either way.
     Only the recorded argmax can differ: on a window of zeros relu-then-pool picks the

@@ -250,3 +250,24 @@ def test_model_gradcheck_catches_a_wrong_backward(monkeypatch):
     monkeypatch.setattr(Dense, "backward", off_by_one_percent)
     result = run_gradcheck(resolve(GRADCHECK_CONFIGS["mse"]))
     assert not result["passed"]
+
+
+def test_fused_categorical_crossentropy_of_fortran_ordered_logits():
+    # the label entries are found by flat position: any memory order must give the same
+    rng = np.random.default_rng(4)
+    z, labels = rng.standard_normal((6, 5)), rng.integers(0, 5, 6)
+    loss = LOSSES.get("categorical_crossentropy")()
+    loss.from_logits = True
+    value, grad = loss.forward(z, labels), loss.backward().copy()
+    assert loss.forward(np.asfortranarray(z), labels) == value
+    np.testing.assert_array_equal(loss.backward(), grad)
+    with pytest.raises(IndexError, match=r"\[0, 5\)"):
+        loss.forward(z, labels + 5)
+
+
+def test_unfused_categorical_crossentropy_takes_any_shape():
+    # -sum t log p / N over every output, e.g. a (N, C, H, W) map against a target map
+    p = np.random.default_rng(5).uniform(0.1, 0.9, (2, 3, 4, 4))
+    t = np.random.default_rng(6).uniform(0, 1, (2, 3, 4, 4))
+    loss = LOSSES.get("categorical_crossentropy")()
+    assert math.isclose(loss.forward(p, t), -np.sum(t * np.log(p)) / 2, rel_tol=1e-12)

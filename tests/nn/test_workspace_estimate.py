@@ -28,6 +28,11 @@ CASES = {
         {"type": "maxpool2d", "pool_size": 3, "stride": 3},
         {"type": "maxpool2d", "pool_size": 2, "stride": 1},  # overlapping: no planes
     ], (2, 25, 23)),
+    "pool first": ([
+        {"type": "maxpool2d", "pool_size": 2},  # no input gradient: no backward mask
+        {"type": "conv2d", "filters": 2, "kernel_size": 3},
+        {"type": "maxpool2d", "pool_size": 2},
+    ], (2, 12, 12)),
     "transposed": ([
         {"type": "conv2d", "filters": 3, "kernel_size": 3, "padding": 1, "activation": "relu"},
         {"type": "conv_transpose2d", "filters": 2, "kernel_size": 3, "stride": 2,
@@ -56,6 +61,18 @@ def test_each_layer_estimate_is_what_a_step_keeps(case):
         kept = sum(a.nbytes for a in getattr(layer, "_workspace", {}).values())
         assert layer.workspace_bytes(in_shape, batch, 4, need_input_grad=index > 0) == kept, \
             layer.name
+
+
+def test_an_evaluation_batch_leaves_the_training_buffers_as_they_were():
+    batch = 5
+    model = _step(LENET, (3, 32, 32), batch)
+    before = {(layer.name, key): buf for layer in model.layers
+              for key, buf in getattr(layer, "_workspace", {}).items()}
+    model.forward(np.zeros((40, 3, 32, 32), np.float32), training=False)
+    after = {(layer.name, key): buf for layer in model.layers
+             for key, buf in getattr(layer, "_workspace", {}).items()}
+    assert after.keys() == before.keys()
+    assert all(after[k] is before[k] for k in before)  # the same arrays, not resized
 
 
 def test_the_shapes_report_adds_them_to_the_step_memory():

@@ -155,9 +155,11 @@ def _maxpool_tiled_backward(dy, argmax, input_hw, pool, workspace):
     return dx
 
 
-def maxpool2d_workspace_bytes(x_shape, pool_size, stride=None, padding=0, itemsize=4) -> int:
-    """Bytes of the ``workspace`` buffers one max-pooling forward and backward keep for a
-    batch of ``x_shape``: the tiled path's planes and masks (the general path keeps none)."""
+def maxpool2d_workspace_bytes(x_shape, pool_size, stride=None, padding=0, itemsize=4,
+                              backward: bool = True) -> int:
+    """Bytes of the ``workspace`` buffers one max-pooling forward and (when ``backward``)
+    backward keep for a batch of ``x_shape``: the tiled path's planes and masks (the
+    general path keeps none)."""
     pool, stride, padding = pool_params(pool_size, stride, padding)
     if not _tiled(pool, stride, padding):
         return 0
@@ -165,7 +167,7 @@ def maxpool2d_workspace_bytes(x_shape, pool_size, stride=None, padding=0, itemsi
     oh, ow = pool_output_hw(x_shape[2:], pool, stride, padding)
     size = n * c * oh * ow
     masks = 2 if tuple(pool) == (2, 2) else 1  # right and row1, or better
-    return pool[0] * pool[1] * size * itemsize + (masks + 1) * size  # + sel (backward)
+    return pool[0] * pool[1] * size * itemsize + (masks + backward) * size  # sel: backward
 
 
 # ---- max pooling ---------------------------------------------------------------------------

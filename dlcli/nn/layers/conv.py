@@ -74,6 +74,12 @@ class _ConvBase(Layer):
             raise ValueError(f"{self.type_name} expects a batch (N, C, H, W); got shape {x.shape}")
         return x
 
+    def _scratch(self, training: bool) -> dict | None:
+        """The reusable buffers for a training forward; None (temporaries) otherwise, so
+        that an evaluation batch, often larger, leaves no buffers of its size behind. The
+        backward always reuses them (it only follows a training forward in training)."""
+        return self._workspace if training else None
+
     def _accumulate(self, dweight, dbias) -> None:
         self._add_array("weight", dweight)
         if dbias is not None:
@@ -158,7 +164,7 @@ class Conv2D(_ConvBase):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         y, self._cache = F.conv2d_forward(
             self._input(x), self.params["weight"], self.params.get("bias"), self.strides,
-            self.padding, flip_kernel=self.flip_kernel, workspace=self._workspace)
+            self.padding, flip_kernel=self.flip_kernel, workspace=self._scratch(training))
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
@@ -235,7 +241,7 @@ class ConvTranspose2D(_ConvBase):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         y, self._cache = F.conv_transpose2d_forward(
             self._input(x), self.params["weight"], self.params.get("bias"), self.strides,
-            self.pads, self.output_pads, workspace=self._workspace)
+            self.pads, self.output_pads, workspace=self._scratch(training))
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:

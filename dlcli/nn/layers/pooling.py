@@ -86,11 +86,15 @@ class MaxPool2D(_Pool2D):
         return P.argmax_to_indices(self.argmax, self.forward_input_hw, *self._args())
 
     def workspace_bytes(self, input_shape, batch, itemsize, need_input_grad=True) -> int:
-        return P.maxpool2d_workspace_bytes((batch, *input_shape), *self._args(), itemsize)
+        return P.maxpool2d_workspace_bytes((batch, *input_shape), *self._args(), itemsize,
+                                           backward=need_input_grad)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = np.asarray(x, dtype=self.dtype)
-        y, self.argmax = P.maxpool2d_forward(x, *self._args(), workspace=self._workspace)
+        # Only training keeps scratch planes: an evaluation batch (often larger) must not
+        # leave buffers of its size behind.
+        y, self.argmax = P.maxpool2d_forward(x, *self._args(),
+                                             workspace=self._workspace if training else None)
         self.forward_input_hw = x.shape[2:]
         return y
 
