@@ -6,19 +6,25 @@ from dlcli.nn.layers.base import display_shape, size_of
 
 
 def optimizer_slots(opt: dict) -> int:
-    """Arrays of optimizer state kept per parameter array, as the optimizer declares them
-    for these hyperparameters (Adam 2, AMSGrad 3, SGD with momentum 1, plain SGD 0)."""
+    """Parameter-sized arrays the optimizer keeps between steps: its state (Adam: two
+    moments) and its reused work arrays. Counted from the optimizer itself, stepped twice on
+    a one-value parameter, so the figure follows its code."""
     import dlcli.nn.optimizers  # noqa: F401 - registers the optimizers
     from dlcli.registry import OPTIMIZERS
     config = dict(opt)
-    return len(OPTIMIZERS.get(config.pop("type"))(**config).state_arrays())
+    optimizer = OPTIMIZERS.get(config.pop("type"))(**config)
+    param = np.ones(1, np.float32)
+    for _ in range(2):
+        optimizer.step([("p", param, np.full_like(param, 0.5))])
+    kept = [*optimizer.state.get("p", {}).values(), *optimizer._scratch.get("p", {}).values()]
+    return sum(1 for a in kept if a.shape == param.shape)
 
 
 def layer_table(model, batch_size: int, optimizer: dict) -> dict:
     """The rows of ``dlcli shapes`` (the first row is the input) and the memory estimate.
 
     Memory for one training step, in bytes of the compute dtype: parameters, gradients,
-    optimizer state (Adam: two moments, AMSGrad: plus the maximum), the activations
+    optimizer state and work arrays (Adam: two moments and one work array), the activations
     kept for backpropagation (the input and every layer's and activation's output, times the
     batch size), and the scratch buffers layers keep between steps (convolutions' column
     matrices, pooling planes; ``Layer.workspace_bytes``). Short-lived temporaries within a

@@ -525,11 +525,6 @@ class Optimizer:
         """State entries every stepped parameter has under the current hyperparameters."""
         return set()
 
-    def state_arrays(self) -> set[str]:
-        """The state entries shaped like their parameter (all but the scalar ``step``):
-        what ``dlcli shapes`` counts as optimizer memory."""
-        return self._required_state() - {"step"}
-
     # ---- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
         """Flat copy of the state: ``{"<key>.<entry>": array}`` (steps as int64 0-d arrays)."""
