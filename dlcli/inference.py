@@ -118,7 +118,7 @@ def evaluate_run(run: LoadedRun, split: str = "test", data_source: str | None = 
     spec["normalize"] = "none"
     classes = run.class_names if run.task == "classification" else None
     splits = prepare_data(spec, run.config.base_dir, run.config["seed"],
-                          targets=not reconstruction, classes=classes)
+                          targets=not reconstruction, classes=classes, dtype=None)
     _check_input_shape(run, splits.input_shape, spec["source"])
     ys = dict(zip(("train", "val", "test"),
                   targets(splits, run.task, run.model.dtype, run.loss)))

@@ -83,10 +83,15 @@ class Normalizer:
     def transform(self, x: np.ndarray, index=None, dtype=np.float64) -> np.ndarray:
         """A new ``dtype`` array of ``apply(x[index])`` (all of x when index is None),
         computed in float64 over blocks of rows: the same values as ``apply(...)`` cast to
-        dtype, without a full-size float64 intermediate."""
+        dtype, without a full-size float64 intermediate. ``dtype=None`` keeps x's dtype
+        (only with ``kind == "none"``: the rows copied as they are)."""
         n = len(x) if index is None else len(index)
-        out = np.empty((n, *x.shape[1:]), dtype)
         self._check_shape(x.shape[1:])
+        if dtype is None:
+            if self.kind != "none":
+                raise ValueError("a normalized copy needs a floating dtype")
+            return np.array(x, order="C") if index is None else np.take(x, index, axis=0)
+        out = np.empty((n, *x.shape[1:]), dtype)
         for start, block in _float_blocks(x, index):
             if self.kind != "none":
                 block -= self.shift
@@ -175,7 +180,9 @@ def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = Tr
     ``round(test_split * N)`` rows; validation: ``round(validation_split * rest)`` rows of the
     remainder; the rest trains (at least one row, else DataError). Splits keep file order.
     Every x comes out in ``dtype`` (normalized in float64, then cast: training asks for its
-    compute dtype and gets the values a float64 split cast to it would hold).
+    compute dtype and gets the values a float64 split cast to it would hold); with
+    ``dtype=None`` and no normalization, in the source's own dtype (scoring a run reads raw
+    splits this way and normalizes the one it scores with the run's statistics).
     """
     layout = spec.get("layout", "auto")
     raw, where, synthetic = _load(spec, base_dir, seed, targets)

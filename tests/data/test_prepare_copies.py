@@ -110,3 +110,17 @@ def test_no_full_size_temporary(tmp_path, dtype):
     block = P.BLOCK_ROWS * raw[0].size * 8
     assert peak < outputs + 3 * raw.nbytes + 3 * block + 2**20
     assert peak < outputs + 8 * raw.nbytes
+
+
+def test_raw_splits_keep_the_source_dtype(tmp_path):
+    # what `dlcli eval` reads before normalizing the one split it scores with the run's
+    # statistics: the rows as stored (uint8 here), not a float64 copy of every split
+    raw, _ = _image_file(tmp_path)
+    source = spec(str(tmp_path / "images.npz"), validation_split=0.2, test_split=0.1)
+    kept, wide = prepare(source, tmp_path, 0, dtype=None), prepare(source, tmp_path, 0)
+    for name in ("x_train", "x_val", "x_test"):
+        a, b = getattr(kept, name), getattr(wide, name)
+        assert a.dtype == np.uint8 and a.flags.c_contiguous
+        np.testing.assert_array_equal(a, b)  # the same values as the float64 split
+    with pytest.raises(ValueError, match="floating dtype"):
+        Normalizer.fit("standard", raw).transform(raw, None, None)
