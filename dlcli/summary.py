@@ -35,7 +35,8 @@ def layer_table(model, batch_size: int, optimizer: dict) -> dict:
              "size": size_of(model.input_shape), "params": 0, "mult_adds": 0, "activation": None}]
     kept = size_of(model.input_shape)
     workspaces = 0
-    for index, (layer, in_shape, out_shape) in enumerate(model.shapes()):
+    walk = model.shapes()
+    for index, (layer, in_shape, out_shape) in enumerate(walk):
         # training never needs the data's gradient: the first layer skips it
         workspaces += layer.workspace_bytes(in_shape, batch_size, itemsize,
                                             need_input_grad=index > 0)
@@ -47,7 +48,7 @@ def layer_table(model, batch_size: int, optimizer: dict) -> dict:
                      "output_shape": list(display_shape(out_shape)), "size": size_of(out_shape),
                      "params": params, "mult_adds": int(layer.mult_adds(in_shape)),
                      "activation": act})
-        kept += size_of(out_shape) * (2 if layer.activation is not None else 1)
+        kept += _kept_outputs(layer, out_shape, walk[index + 1] if index + 1 < len(walk) else None)
     total = sum(r["params"] for r in rows)
     slots = optimizer_slots(optimizer)
     memory = {
@@ -62,6 +63,19 @@ def layer_table(model, batch_size: int, optimizer: dict) -> dict:
             "total_mult_adds": sum(r["mult_adds"] for r in rows),
             "batch_size": batch_size, "dtype": np.dtype(model.dtype).name,
             "memory_bytes": memory}
+
+
+def _kept_outputs(layer, out_shape, following) -> int:
+    """Values per sample the layer and its activation output; a ReLU that runs after the
+    max pooling it precedes (``PoolThenReLU``) outputs the pooled size."""
+    from dlcli.nn.model import PoolThenReLU
+    relu = layer.activation if layer.activation is not None else layer
+    own = size_of(out_shape) if layer.activation is not None else 0
+    activation = size_of(out_shape)
+    if following is not None and PoolThenReLU.applies(relu, following[0]) \
+            and PoolThenReLU.covers(following[0], out_shape[1:]):
+        activation = size_of(following[2])
+    return own + activation
 
 
 def human_bytes(n: int) -> str:

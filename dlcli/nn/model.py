@@ -302,12 +302,13 @@ class PoolThenReLU:
         return (isinstance(relu, Activation) and relu.activation_name == "relu"
                 and getattr(pool, "type_name", None) == "maxpool2d" and not any(pool.pads))
 
-    def _covers(self, hw) -> bool:
-        return all(s <= f and (n - f) % s == 0
-                   for n, f, s in zip(hw, self.pool.pool, self.pool.strides))
+    @staticmethod
+    def covers(pool, hw) -> bool:
+        """Whether ``pool``'s windows read every pixel of an input of height-width ``hw``."""
+        return all(s <= f and (n - f) % s == 0 for n, f, s in zip(hw, pool.pool, pool.strides))
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.swapped = x.ndim == 4 and self._covers(x.shape[2:])
+        self.swapped = x.ndim == 4 and self.covers(self.pool, x.shape[2:])
         if not self.swapped:
             return self.pool.forward(self.relu.forward(x, training), training)
         y = self.relu.forward(self.pool.forward(x, training), training)

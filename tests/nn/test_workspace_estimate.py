@@ -117,3 +117,18 @@ def test_optimizer_memory_counts_what_it_keeps_between_steps(config, arrays):
     bases = {id(a.base if a.base is not None else a): (a.base if a.base is not None else a)
              for a in kept}
     assert sum(b.size for b in bases.values()) == arrays * total
+
+
+def test_kept_activations_count_a_relu_after_its_pool_at_the_pooled_size():
+    # LeNet (3, 32, 32): conv1 out 8*28*28 = 6272, its ReLU runs on the pooled 8*14*14 =
+    # 1568; conv2 out 16*10*10 = 1600, ReLU on 16*5*5 = 400; then the pools' outputs and the
+    # dense layer's 10 (no activation)
+    model = Model.from_config(LENET, (3, 32, 32), np.float32)
+    per_sample = 3 * 32 * 32 + (6272 + 1568) + 1568 + (1600 + 400) + 400 + 10
+    assert layer_table(model, 3, {"type": "sgd"})["memory_bytes"]["activations"] == \
+        per_sample * 3 * 4
+    # a 7x7 map under 2x2 pooling is not covered: the ReLU keeps its place and its size
+    uncovered = Model.from_config([{"type": "activation", "activation": "relu"},
+                                   {"type": "maxpool2d", "pool_size": 2}], (1, 7, 7))
+    assert layer_table(uncovered, 1, {"type": "sgd"})["memory_bytes"]["activations"] == \
+        (49 + 49 + 9) * 4
