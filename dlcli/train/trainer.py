@@ -190,8 +190,10 @@ class Trainer:
                 logs = {"epoch": epoch, "loss": loss_sum / seen}
                 logs.update({k: v / seen for k, v in sums.items()})
                 if x_val is not None and len(x_val):
+                    # in batches of the training batch size (Keras' default): larger ones
+                    # would grow the peak memory past what training itself needs
                     val = evaluate(self.model, self.loss, x_val, y_val, self.task,
-                                   n_classes=self.n_classes)
+                                   batch_size=batch, n_classes=self.n_classes)
                     logs.update({f"val_{k}": v for k, v in val.items()})
                 logs["lr"] = float(self.optimizer.lr)
                 logs["time"] = time.perf_counter() - started

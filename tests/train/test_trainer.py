@@ -268,3 +268,28 @@ def test_float32_by_default_and_float64_on_request(tmp_path):
     run64, _ = run(tmp_path, "f64", training={"epochs": 1}, dtype="float64")
     assert all(w.dtype == np.float32 for w in weights(run32).values())
     assert all(w.dtype == np.float64 for w in weights(run64).values())
+
+
+def test_validation_runs_in_batches_of_the_training_batch_size():
+    # as Keras' validation_batch_size defaults to batch_size: a convolutional model's
+    # validation then needs no larger buffers than its training steps
+    config = resolve(CNN)
+    model = Model.from_config(config["model"]["layers"], (1, 6, 6), np.float32)
+    model.build(np.random.default_rng(0))
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(30, 1, 6, 6)).astype(np.float32), rng.integers(0, 3, 30)
+    sizes = []
+    conv = model.layers[0]
+    forward = conv.forward
+
+    def spy(batch, training=False):
+        if not training:
+            sizes.append(len(batch))
+        return forward(batch, training)
+
+    conv.forward = spy
+    trainer = Trainer(model, make_loss(config, model), OPTIMIZERS.get("adam")(lr=0.01),
+                      task="classification", batch_size=4, epochs=1,
+                      rng=np.random.default_rng(3), n_classes=3)
+    history = trainer.fit(x[:8], y[:8], x[8:], y[8:])  # 22 to score: 5 batches of 4, then 2
+    assert sizes == [4, 4, 4, 4, 4, 2] and "val_loss" in history[-1]
