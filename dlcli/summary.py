@@ -16,8 +16,7 @@ def optimizer_slots(opt: dict) -> int:
     param = np.ones(1, np.float32)
     for _ in range(2):
         optimizer.step([("p", param, np.full_like(param, 0.5))])
-    kept = [*optimizer.state.get("p", {}).values(), *optimizer._scratch.get("p", {}).values()]
-    return sum(1 for a in kept if a.shape == param.shape)
+    return sum(1 for a in optimizer.kept_arrays("p") if a.shape == param.shape)
 
 
 def layer_table(model, batch_size: int, optimizer: dict) -> dict:

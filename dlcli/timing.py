@@ -78,9 +78,9 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
     with ``forward_ms``, ``backward_ms``, ``total_ms`` per batch and ``share`` of the
     step), ``step_ms``, ``samples_per_s``, ``gflops`` and the figures they come from.
     """
+    from dlcli.nn.model import PoolThenReLU
     from dlcli.train.session import initialize, prepare, targets
     from dlcli.train.trainer import Trainer, gather
-    from dlcli.nn.model import PoolThenReLU
 
     if batches < 1:
         raise ValueError("batches must be >= 1")

@@ -351,7 +351,6 @@ def _float_blocks(x: np.ndarray, index=None):
     """``(start, block)`` over the rows ``x[index]`` (all rows when index is None), each
     block a new float64 array of at most ``BLOCK_ROWS`` rows."""
     n, rows = (len(x) if index is None else len(index)), BLOCK_ROWS
-
     for start in range(0, n, rows):
         part = x[start:start + rows] if index is None else np.take(x, index[start:start + rows], axis=0)
         yield start, part.astype(np.float64)

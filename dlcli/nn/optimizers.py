@@ -525,6 +525,11 @@ class Optimizer:
         """State entries every stepped parameter has under the current hyperparameters."""
         return set()
 
+    def kept_arrays(self, key: str) -> list[np.ndarray]:
+        """The arrays kept for parameter ``key`` between steps of the per-parameter path: its
+        state and the work arrays its updates reuse (what ``dlcli shapes`` counts)."""
+        return [*self.state.get(key, {}).values(), *self._scratch.get(key, {}).values()]
+
     # ---- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
         """Flat copy of the state: ``{"<key>.<entry>": array}`` (steps as int64 0-d arrays)."""
