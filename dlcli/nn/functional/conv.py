@@ -392,7 +392,9 @@ def _s1_backward(dy, cache, need_input_grad, workspace):
     flat = _buffer(workspace, "dy_ext", (lead + g.r * g.f * g.n * g.length,), dt, zero=True)
     ext = flat[lead:].reshape(g.r * g.f, g.n * g.length)
     g.copy_in(dy, ext)
-    products = ext @ cache["cols"].T  # (R*F, K [+ 1 bias column])
+    # (R*F, K [+ 1 bias column]), computed transposed: with two BLAS threads OpenBLAS runs
+    # this long-K product 10-20% faster as cols @ extᵀ than as ext @ colsᵀ (RESULTS.md).
+    products = (cache["cols"] @ ext.T).T
     dbias = products[:, g.k:].reshape(g.r, g.f).sum(axis=0) if cache["has_bias"] else None
     dw_ext = products[:, :g.k].reshape(g.r, g.f, g.c, g.a * g.r, g.kw)
     dweight = dw_ext[0, :, :, :g.kh].copy()
