@@ -40,6 +40,7 @@ import numbers
 
 import numpy as np
 
+from dlcli.nn import blas
 from dlcli.registry import OPTIMIZERS
 
 __all__ = [
@@ -149,6 +150,10 @@ def sgd_update(
 
     ``state`` gains ``momentum_buffer`` (shaped like ``param``) when ``momentum != 0``.
     ``scratch`` optionally holds reusable work arrays between calls.
+
+    The buffer update and ``θ -= lr · d`` are one BLAS ``axpby``/``axpy`` pass each when
+    :mod:`dlcli.nn.blas` finds NumPy's OpenBLAS and the arrays are contiguous in one dtype
+    (four NumPy passes and a work array otherwise; equal up to fused multiply-add rounding).
     """
     _check_param(param, grad)
     lr, momentum, dampening, weight_decay = float(lr), float(momentum), float(dampening), float(weight_decay)
@@ -159,13 +164,14 @@ def sgd_update(
             state["momentum_buffer"] = buf = np.array(g, dtype=param.dtype, copy=True)
         else:
             buf = _state_array(state, "momentum_buffer", param)
-            buf *= momentum
-            if dampening == 0:
-                buf += g
-            else:
-                tmp = _scratch(scratch, "tmp", param)
-                np.multiply(g, 1.0 - dampening, out=tmp, casting="same_kind")
-                buf += tmp
+            if not blas.axpby(1.0 - dampening, g, momentum, buf):
+                buf *= momentum
+                if dampening == 0:
+                    buf += g
+                else:
+                    tmp = _scratch(scratch, "tmp", param)
+                    np.multiply(g, 1.0 - dampening, out=tmp, casting="same_kind")
+                    buf += tmp
         if nesterov:
             direction = _scratch(scratch, "direction", param)
             np.multiply(buf, momentum, out=direction)
@@ -174,6 +180,8 @@ def sgd_update(
             direction = buf
     else:
         direction = g
+    if blas.axpby(-lr, direction, 1.0, param):
+        return
     tmp = _scratch(scratch, "tmp", param)
     np.multiply(direction, lr, out=tmp, casting="same_kind")
     np.subtract(param, tmp, out=param)

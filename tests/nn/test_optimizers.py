@@ -200,9 +200,48 @@ SGD_OPTIONS = [
 ]
 
 
+@pytest.fixture(params=["blas", "numpy"])
+def sgd_path(request, monkeypatch):
+    """SGD's two update routes: BLAS axpby/axpy (dlcli.nn.blas) and plain NumPy passes."""
+    from dlcli.nn import blas
+    if request.param == "blas" and not blas.available:
+        pytest.skip("no OpenBLAS bundled with NumPy here: SGD always takes the NumPy route")
+    if request.param == "numpy":
+        monkeypatch.setattr(blas, "_FUNCS", {})
+    return request.param
+
+
 @pytest.mark.parametrize("options", SGD_OPTIONS, ids=str)
-def test_sgd_matches_reference(options):
+def test_sgd_matches_reference(options, sgd_path):
     close(run(O.SGD(lr=0.1, **options)), per_element(ref_sgd, lr=0.1, **options))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", [{"momentum": 0.9}, {"momentum": 0.5, "dampening": 0.3},
+                                     {"momentum": 0.9, "nesterov": True}, {}])
+def test_sgd_on_a_large_buffer_matches_the_formula(options, dtype, sgd_path):
+    # 50,000 values: past OpenBLAS's threading threshold (10,000), in the dtype of a model;
+    # the reference is the formula in float64 over the whole array
+    rng = np.random.default_rng(3)
+    theta = rng.standard_normal(50_000).astype(dtype)
+    grads = [rng.standard_normal(theta.size).astype(dtype) for _ in range(3)]
+    opt = O.SGD(lr=0.05, **options)
+    param = theta.copy()
+    want = theta.astype(np.float64)
+    buf = None
+    mu, damp = options.get("momentum", 0.0), options.get("dampening", 0.0)
+    for g in grads:
+        opt.step([("w", param, g)])
+        g = g.astype(np.float64)
+        if mu:
+            buf = g.copy() if buf is None else mu * buf + (1 - damp) * g
+            d = g + mu * buf if options.get("nesterov") else buf
+        else:
+            d = g
+        want = want - 0.05 * d
+    np.testing.assert_allclose(param, want, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-6 if dtype == np.float32 else 1e-14)
+    assert param.dtype == dtype
 
 
 RMSPROP_OPTIONS = [
