@@ -154,7 +154,10 @@ def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, qui
               help="Reconstruction runs of images: write the split's first inputs beside "
                    "their reconstructions (needs matplotlib: pip install 'dlcli[plot]'; "
                    "never overwrites).")
-def eval_(run, checkpoint, data_source, split, as_json, images):
+@click.option("--batch-size", type=click.IntRange(min=1), metavar="N",
+              help="Samples per forward pass (default: the run's training batch size, "
+                   "1024 for a full-batch run).")
+def eval_(run, checkpoint, data_source, split, as_json, images, batch_size):
     """Score a run (a run directory or a checkpoint file) on a data split.
 
     Reconstruction runs are compared with PCA at the bottleneck's width.
@@ -163,7 +166,7 @@ def eval_(run, checkpoint, data_source, split, as_json, images):
     from dlcli.report import print_eval
 
     loaded = load_run(run, checkpoint)
-    result = evaluate_run(loaded, split, data_source, images=images)
+    result = evaluate_run(loaded, split, data_source, images=images, batch_size=batch_size)
     if as_json:
         import json
         click.echo(json.dumps(result))
@@ -181,7 +184,10 @@ def eval_(run, checkpoint, data_source, split, as_json, images):
               show_default=True)
 @click.option("--layer", metavar="NAME", help="Write this layer's activations (after its "
               "activation function, e.g. an autoencoder's codes) instead of the outputs.")
-def predict(run, input_path, output, checkpoint, layer):
+@click.option("--batch-size", type=click.IntRange(min=1), metavar="N",
+              help="Samples per forward pass (default: the run's training batch size, "
+                   "1024 for a full-batch run).")
+def predict(run, input_path, output, checkpoint, layer, batch_size):
     """Apply a trained run to the inputs in INPUT (.npz with x, or .csv).
 
     A reconstruction run writes its reconstructions, in the units of the inputs.
@@ -194,7 +200,7 @@ def predict(run, input_path, output, checkpoint, layer):
     target = pathlib.Path(output or pathlib.Path(input_path).stem + ".predictions.csv")
     check_prediction_target(target)
     loaded = load_run(run, checkpoint)
-    out, names = predict_file(loaded, input_path, layer=layer)
+    out, names = predict_file(loaded, input_path, layer=layer, batch_size=batch_size)
     write_predictions(target, out, names, loaded, layer=layer)
     what = f"activations of layer {layer} {tuple(out.shape[1:])}" if layer else "predictions"
     _console(stderr=True).print(f"wrote {len(out)} {what} to {target}", markup=False)

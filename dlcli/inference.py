@@ -94,9 +94,18 @@ def _check_input_shape(run, shape, where) -> None:
                         f"the model takes {display_shape(expected)}", where=str(where))
 
 
+def scoring_batch_size(run: LoadedRun) -> int:
+    """Samples per forward pass of ``eval`` and ``predict``: the run's training batch size
+    (its training already held a batch that size, with everything kept for the backward
+    pass), 1024 for a ``full``-batch run."""
+    size = run.config["training"]["batch_size"]
+    return 1024 if size == "full" else int(size)
+
+
 def evaluate_run(run: LoadedRun, split: str = "test", data_source: str | None = None,
-                 images=None) -> dict:
-    """Loss and task metrics of ``run`` on a split of its data (or of ``data_source``).
+                 images=None, batch_size: int | None = None) -> dict:
+    """Loss and task metrics of ``run`` on a split of its data (or of ``data_source``), in
+    batches of ``batch_size`` (default :func:`scoring_batch_size`).
 
     Reconstruction runs also get ``bottleneck`` (the smallest layer output) and ``pca``: the
     MSE of PCA with k = the bottleneck's size, fitted on the same (normalized) training split
@@ -131,7 +140,8 @@ def evaluate_run(run: LoadedRun, split: str = "test", data_source: str | None = 
         hint = f" (the run's {key} is {spec[key.split('.')[1]]})" if key else ""
         raise DataError(f"the {split} split is empty{hint}", where=spec["source"])
     n_classes = len(run.class_names) if run.class_names else None
-    result = evaluate(run.model, run.loss, x, y, run.task, n_classes=n_classes, full=True)
+    result = evaluate(run.model, run.loss, x, y, run.task, n_classes=n_classes, full=True,
+                      batch_size=batch_size or scoring_batch_size(run))
     result.update({"split": split, "samples": int(len(x)), "task": run.task,
                    "checkpoint": str(run.checkpoint)})
     if run.class_names:
@@ -153,8 +163,10 @@ def evaluate_run(run: LoadedRun, split: str = "test", data_source: str | None = 
     return result
 
 
-def predict_file(run: LoadedRun, input_path, batch_size: int = 1024, layer: str | None = None):
-    """Outputs of ``run`` for the inputs in ``input_path``: (outputs, predicted names or None).
+def predict_file(run: LoadedRun, input_path, batch_size: int | None = None,
+                 layer: str | None = None):
+    """Outputs of ``run`` for the inputs in ``input_path``: (outputs, predicted names or None),
+    computed in batches of ``batch_size`` (default :func:`scoring_batch_size`).
 
     ``layer``: the activations of that named layer (after its activation function, e.g. an
     autoencoder's bottleneck codes) instead of the network's output. A reconstruction run's
@@ -170,6 +182,7 @@ def predict_file(run: LoadedRun, input_path, batch_size: int = 1024, layer: str 
     if len(x) == 0:
         raise DataError("holds no samples", where=str(input_path))
     x = run.normalizer.transform(x, None, run.model.dtype)
+    batch_size = batch_size or scoring_batch_size(run)
     if layer is not None:
         check_layer_name(run.model, layer)
         parts = [run.model.forward_to(np.ascontiguousarray(x[i:i + batch_size]), layer)

@@ -7,6 +7,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -201,3 +202,57 @@ def test_diagnostics_mark_the_epoch_a_resume_continued_from_inside(tmp_path, mon
     session.train(config, run_dir=run, resume=True, changes=changes)
     rows = [json.loads(l) for l in (run / "diagnostics.jsonl").read_text().splitlines()]
     assert [(r["epoch"], r.get("partial", False)) for r in rows] == [(1, True), (2, False)]
+
+
+def _forward_batches(monkeypatch):
+    """Record the batch size of every forward pass of a loaded run's model."""
+    from dlcli.nn.model import Model
+    seen = []
+    original = Model.forward
+
+    def forward(self, x, *args, **kwargs):
+        seen.append(len(x))
+        return original(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(Model, "forward", forward)
+    return seen
+
+
+def test_eval_and_predict_score_in_batches_of_the_training_batch_size(iris_run, tmp_path,
+                                                                      monkeypatch):
+    # softmax_regression.yaml trains in batches of 16: eval and predict never run the model
+    # on more samples at once (a conv net that trained within memory scores within it),
+    # unless --batch-size says otherwise; the scores agree whatever the batch
+    import yaml
+    batch = yaml.safe_load((iris_run / "config.yaml").read_text())["training"]["batch_size"]
+    assert isinstance(batch, int) and batch < 30  # the test split has 30 flowers
+    seen = _forward_batches(monkeypatch)
+    small = invoke("eval", iris_run, "--json")
+    assert small.exit_code == 0, small.stderr
+    assert seen and max(seen) == batch and sum(seen) == json.loads(small.stdout)["samples"]
+    seen.clear()
+    whole = invoke("eval", iris_run, "--json", "--batch-size", 1000)
+    assert whole.exit_code == 0, whole.stderr
+    assert seen == [json.loads(whole.stdout)["samples"]]
+    a, b = json.loads(small.stdout), json.loads(whole.stdout)
+    assert a["accuracy"] == b["accuracy"]
+    assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+
+    seen.clear()
+    out = tmp_path / "p.csv"
+    result = invoke("predict", iris_run, IRIS, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert max(seen) == batch and sum(seen) == len(read_rows(IRIS)) - 1
+    seen.clear()
+    out2 = tmp_path / "p2.csv"
+    assert invoke("predict", iris_run, IRIS, "-o", out2, "--batch-size", 7).exit_code == 0
+    assert max(seen) == 7
+    first, second = read_rows(out), read_rows(out2)
+    assert [r[0] for r in first] == [r[0] for r in second]  # the same predicted classes
+    np.testing.assert_allclose(np.array(first[1:])[:, 1:].astype(float),
+                               np.array(second[1:])[:, 1:].astype(float), rtol=1e-5)
+
+
+def test_eval_batch_size_must_be_positive(iris_run):
+    result = invoke("eval", iris_run, "--batch-size", 0)
+    assert result.exit_code == 2 and "--batch-size" in result.stderr
