@@ -5,15 +5,18 @@ import numpy as np
 from dlcli.nn.layers.base import display_shape, size_of
 
 
-def optimizer_slots(opt: dict) -> int:
-    """Parameter-sized arrays the optimizer keeps between steps: its state (Adam: two
-    moments) and its reused work arrays. Counted from the optimizer itself, stepped twice on
-    a one-value parameter, so the figure follows its code."""
+def optimizer_slots(opt: dict, params: int = 1, dtype=np.float32) -> int:
+    """Parameter-sized arrays the optimizer keeps between steps for a model of ``params``
+    values: its state (Adam: two moments) and its reused work arrays. Counted from the
+    optimizer itself, stepped twice, so the figure follows its code. It steps a parameter of
+    ``min(params, blas.MIN_SIZE)`` values: the packed buffer's size as far as the choice
+    between BLAS and NumPy passes goes (SGD keeps no work array on the BLAS route)."""
     import dlcli.nn.optimizers  # noqa: F401 - registers the optimizers
+    from dlcli.nn import blas
     from dlcli.registry import OPTIMIZERS
     config = dict(opt)
     optimizer = OPTIMIZERS.get(config.pop("type"))(**config)
-    param = np.ones(1, np.float32)
+    param = np.ones(max(1, min(params, blas.MIN_SIZE)), dtype)
     for _ in range(2):
         optimizer.step([("p", param, np.full_like(param, 0.5))])
     return sum(1 for a in optimizer.kept_arrays("p") if a.shape == param.shape)
@@ -49,7 +52,7 @@ def layer_table(model, batch_size: int, optimizer: dict) -> dict:
                      "activation": act})
         kept += _kept_outputs(layer, out_shape, walk[index + 1] if index + 1 < len(walk) else None)
     total = sum(r["params"] for r in rows)
-    slots = optimizer_slots(optimizer)
+    slots = optimizer_slots(optimizer, total, model.dtype)
     memory = {
         "parameters": total * itemsize,
         "gradients": total * itemsize,

@@ -10,7 +10,7 @@ needs_blas = pytest.mark.skipif(not blas.available, reason="no OpenBLAS bundled 
 
 @needs_blas
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("size", [1, 7, 50_000])
+@pytest.mark.parametrize("size", [blas.MIN_SIZE, blas.MIN_SIZE + 7, 100_003])
 @pytest.mark.parametrize("a, b", [(0.3, 0.9), (-0.01, 1.0), (1.0, 0.0), (2.5, -1.5)])
 def test_axpby_is_a_x_plus_b_y(dtype, size, a, b):
     rng = np.random.default_rng(size)
@@ -26,17 +26,21 @@ def test_axpby_is_a_x_plus_b_y(dtype, size, a, b):
 
 @needs_blas
 def test_axpby_takes_a_contiguous_2d_parameter_whole():
-    x = np.arange(12, dtype=np.float32).reshape(3, 4)
-    y = np.ones((3, 4), np.float32)
+    x = np.arange(256 * 256, dtype=np.float32).reshape(256, 256) / 1000
+    y = np.ones((256, 256), np.float32)
     assert blas.axpby(2.0, x, 0.5, y)
-    np.testing.assert_array_equal(y, 2 * x + 0.5)
+    np.testing.assert_allclose(y, 2 * x + 0.5, rtol=1e-6)
+
+
+N = blas.MIN_SIZE
 
 
 @pytest.mark.parametrize("x, y", [
-    (np.ones(8, np.float32), np.ones(8, np.float64)),          # mixed dtypes
-    (np.ones(8, np.float32)[::2], np.ones(4, np.float32)),     # not contiguous
-    (np.ones(8, np.float16), np.ones(8, np.float16)),          # no BLAS for half floats
-    (np.ones(8, np.float32), np.ones(7, np.float32)),          # sizes differ
+    (np.ones(N, np.float32), np.ones(N, np.float64)),           # mixed dtypes
+    (np.ones(2 * N, np.float32)[::2], np.ones(N, np.float32)),  # not contiguous
+    (np.ones(N, np.float16), np.ones(N, np.float16)),           # no BLAS for half floats
+    (np.ones(N, np.float32), np.ones(N - 1, np.float32)),       # sizes differ
+    (np.ones(N - 1, np.float32), np.ones(N - 1, np.float32)),   # too few values to pay
 ])
 def test_axpby_declines_what_blas_cannot_take_and_leaves_y_alone(x, y):
     before = y.copy()
@@ -45,6 +49,6 @@ def test_axpby_declines_what_blas_cannot_take_and_leaves_y_alone(x, y):
 
 
 def test_axpby_declines_a_read_only_output():
-    y = np.ones(8, np.float32)
+    y = np.ones(N, np.float32)
     y.flags.writeable = False
-    assert blas.axpby(1.0, np.ones(8, np.float32), 1.0, y) is False
+    assert blas.axpby(1.0, np.ones(N, np.float32), 1.0, y) is False

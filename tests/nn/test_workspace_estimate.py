@@ -85,11 +85,20 @@ def test_the_shapes_report_adds_them_to_the_step_memory():
     assert memory["total"] == sum(v for k, v in memory.items() if k != "total")
 
 
-# SGD's update is two BLAS calls where dlcli.nn.blas finds NumPy's OpenBLAS (b = mu*b + g,
-# theta += -lr*b), else NumPy passes through a work array for lr * b: ``(blas, numpy)``
+# SGD's update is two BLAS calls where dlcli.nn.blas finds NumPy's OpenBLAS and the model
+# has at least blas.MIN_SIZE parameters (b = mu*b + g, theta += -lr*b), else NumPy passes
+# through a work array for lr * b: ``(blas, numpy)``
 _SGD_TMP = (0, 1)
+# LeNet above: 608 + 3,216 + 4,010 = 7,834 parameters, under blas.MIN_SIZE (32,768); the
+# LeNet of figure 3.5 (with FC3 and FC4): 62,958, past it
+LENET_FIG_3_5 = LENET[:4] + [
+    {"type": "dense", "units": 120, "activation": "relu", "flatten_input": True},
+    {"type": "dense", "units": 84, "activation": "relu"},
+    {"type": "dense", "units": 10},
+]
 
 
+@pytest.mark.parametrize("layers", [LENET, LENET_FIG_3_5], ids=["lenet", "lenet_fig_3_5"])
 @pytest.mark.parametrize("config, arrays", [
     ({"type": "sgd"}, _SGD_TMP),                                # the work array for lr * g
     ({"type": "sgd", "momentum": 0.9}, (1, 2)),                 # + the momentum buffer
@@ -102,7 +111,7 @@ _SGD_TMP = (0, 1)
     ({"type": "adam", "amsgrad": True}, 4),
     ({"type": "adamw"}, 3),
 ])
-def test_optimizer_memory_counts_what_it_keeps_between_steps(config, arrays):
+def test_optimizer_memory_counts_what_it_keeps_between_steps(config, arrays, layers):
     # the counts by hand from the update formulas (dlcli/nn/optimizers.py), checked against a
     # real optimizer on a real model: the packed buffers it holds after a few steps
     import dlcli.nn.optimizers  # noqa: F401 - registers the optimizers
@@ -110,15 +119,16 @@ def test_optimizer_memory_counts_what_it_keeps_between_steps(config, arrays):
     from dlcli.registry import OPTIMIZERS
     from dlcli.summary import optimizer_slots
 
-    if isinstance(arrays, tuple):
-        arrays = arrays[0] if blas.available else arrays[1]
-    assert optimizer_slots(config) == arrays
     options = dict(config)
     optimizer = OPTIMIZERS.get(options.pop("type"))(**options)
-    model = _step(LENET, (3, 32, 32), 2)
+    model = _step(layers, (3, 32, 32), 2)
+    total = model.flat_buffers().params.size
+    assert total in (7834, 62958)
+    if isinstance(arrays, tuple):
+        arrays = arrays[0] if blas.available and total >= blas.MIN_SIZE else arrays[1]
+    assert optimizer_slots(config, total) == arrays
     for _ in range(2):
         optimizer.step(model.parameters(), model.flat_buffers())
-    total = model.flat_buffers().params.size
     assert optimizer._packed  # the whole-buffer path, whose work arrays live with its layout
     dicts = [*optimizer.state.values(), *optimizer._scratch.values(), optimizer._packed["scratch"]]
     kept = [a for entries in dicts for a in entries.values() if a.size > 1]
