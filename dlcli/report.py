@@ -28,12 +28,14 @@ def print_table(console, table) -> None:
     def plain(value) -> str:
         return (value.plain if isinstance(value, Text) else str(value)).strip()
 
-    # Rendered at this width, does every value still appear whole? Rich may shorten a cell
-    # ("…") or fold a long token over two lines; a cell may only wrap between its words.
+    # Rendered at this width, does every header and value still appear whole? Rich may
+    # shorten a cell ("…") or fold a long token over two lines; a cell may only wrap between
+    # its words.
     probe = Console(file=io.StringIO(), width=console.width, color_system=None)
     probe.print(table)
     shown = probe.file.getvalue()
-    words = {w for column in table.columns for c in column.cells for w in plain(c).split()}
+    words = {w for column in table.columns
+             for c in (column.header, *column.cells) for w in plain(c).split()}
     if all(w in shown for w in words):
         console.print(table)
         return

@@ -81,3 +81,22 @@ def test_a_folded_number_makes_the_table_fall_back():
     print_table(Console(file=buffer, width=80, color_system=None), table)
     out = buffer.getvalue()
     assert all(f"0.4701{i}" in out for i in range(8)), out
+
+
+@pytest.mark.parametrize("width", [30, 45, 120])
+def test_a_header_is_never_cut_either(width):
+    # a column whose values are short but whose header is one long word: rich shortens the
+    # header ("backward_milliseco…") before any value; then the lines are printed instead
+    from rich.table import Table
+    table = Table(title="timing")
+    table.add_column("op")
+    table.add_column("forward_milliseconds_per_step", justify="right")
+    table.add_column("backward_milliseconds_per_step", justify="right")
+    table.add_row("conv1", "2.35", "1.67")
+    buffer = io.StringIO()
+    print_table(Console(file=buffer, width=width, color_system=None), table)
+    out = buffer.getvalue()
+    assert "…" not in out
+    flat = " ".join(out.split())
+    for word in ("forward_milliseconds_per_step", "backward_milliseconds_per_step", "2.35"):
+        assert word in flat, (width, word)
