@@ -21,7 +21,8 @@ class Layer:
     ``param_shapes`` and ``_init_params``.
 
     Contract:
-      * ``output_shape(input_shape)`` is pure: no allocation, used by ``dlcli shapes``.
+      * ``output_shape(input_shape)`` allocates nothing, used by ``dlcli shapes``; it is
+        pure except in ``maxpool2d``, which records the input shape for ``maxunpool2d``.
       * ``build(input_shape, rng, dtype)`` allocates ``params`` and ``grads`` (same keys).
       * ``forward(x, training)`` caches what ``backward`` needs.
       * ``backward(dy)`` returns ``dx`` and ADDS into ``grads`` (a parameter reached twice
