@@ -4,8 +4,11 @@ The SGD-momentum and Adam updates of dlcli (:func:`dlcli.nn.optimizers.sgd_updat
 :func:`~dlcli.nn.optimizers.adam_update`) on one packed buffer the size of the benchmark
 MLP's parameters (235,146 float32), run three ways: whole (what the trainer does), in
 cache-sized chunks (one call per chunk), and split over two Python threads (NumPy releases
-the GIL inside each ufunc). Prints the minimum and median microseconds of 300 calls each;
-asserts nothing. The answer on the 2-core machine of benchmarks/RESULTS.md: whole is fastest.
+the GIL inside each ufunc). SGD's whole-buffer update runs twice: through BLAS axpby/axpy
+(:mod:`dlcli.nn.blas`, what dlcli does where NumPy bundles OpenBLAS) and through NumPy's
+passes (its fallback); then both routes on buffers of 16 to 235,146 values, where BLAS
+starts to pay. Prints the minimum and median microseconds of 300 calls each (the sizes:
+2,000 calls, minimum); asserts nothing. The answer on the 2-core machine of benchmarks/RESULTS.md: whole is fastest.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from dlcli.nn import blas
 from dlcli.nn.optimizers import adam_update, sgd_update
 
 SIZE = 235_146
@@ -71,6 +75,15 @@ def main() -> None:
             future.result()
 
         rows = [("whole buffer", whole)]
+        if label.startswith("sgd"):
+            def numpy_route():
+                saved, blas._FUNCS = blas._FUNCS, {}
+                try:
+                    update(param, grad, state, scratch)
+                finally:
+                    blas._FUNCS = saved
+            rows = [("whole, BLAS" if blas.available else "whole (no BLAS)", whole),
+                    ("whole, NumPy", numpy_route)]
         rows += [(f"chunks of {size}", chunked(size)) for size in (16_384, 32_768, 65_536)]
         rows.append(("two threads", two_threads))
         for name, fn in rows:
@@ -78,5 +91,31 @@ def main() -> None:
             print(f"{label:13s} {name:16s} min {low:7.1f} us  median {mid:7.1f} us")
 
 
+def blas_threshold() -> None:
+    """SGD momentum's update through BLAS and through NumPy on buffers of several sizes:
+    where the ctypes call starts to pay (``dlcli.nn.blas.MIN_SIZE``)."""
+    if not blas.available:
+        print("no OpenBLAS bundled with NumPy here: SGD always takes NumPy's passes")
+        return
+    rng = np.random.default_rng(1)
+    for size in (16, 1024, 8192, 32_768, 65_536, SIZE):
+        param = rng.standard_normal(size, dtype=np.float32)
+        grad = rng.standard_normal(size, dtype=np.float32)
+        times = {}
+        for route, (min_size, funcs) in {"BLAS": (0, blas._FUNCS), "NumPy": (0, {})}.items():
+            saved = blas.MIN_SIZE, blas._FUNCS
+            blas.MIN_SIZE, blas._FUNCS = min_size, funcs
+            try:
+                state, scratch = {}, {}
+                sgd_update(param, grad, state, lr=0.01, momentum=0.9, scratch=scratch)
+                times[route] = _timed(lambda: sgd_update(param, grad, state, lr=0.01,
+                                                         momentum=0.9, scratch=scratch), 2000)
+            finally:
+                blas.MIN_SIZE, blas._FUNCS = saved
+        print(f"sgd momentum  {size:7d} values  BLAS min {times['BLAS'][0]:7.1f} us   "
+              f"NumPy min {times['NumPy'][0]:7.1f} us")
+
+
 if __name__ == "__main__":
     main()
+    blas_threshold()
