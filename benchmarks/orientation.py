@@ -5,8 +5,8 @@ transposed view); OpenBLAS splits the work between its threads differently in th
 on some shapes one is clearly faster. For the exact shapes of the benchmark MLP and LeNet
 (the stride-1 convolution layouts of :mod:`dlcli.nn.functional.conv`), this times both in
 interleaved pairs (10 calls per sample, 41 pairs, alternately first) and prints the medians and the median and
-quartiles of the pair ratios (transposed / as written). Asserts nothing; compare with
-``--threads 1`` by running ``dlcli``-style ``OPENBLAS_NUM_THREADS=1`` in the shell.
+quartiles of the pair ratios (transposed / as written). Then the convolutions' weight
+gradient as one product against R products that skip the zero taps. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -67,5 +67,38 @@ def main() -> None:
               f"  {q50:.2f} ({q25:.2f}-{q75:.2f})")
 
 
+def zero_taps() -> None:
+    """The stride-1 weight gradient as one product over the R-row column matrix (what dlcli
+    does: rows (s, f) x (c, a, r, v), of which only taps a*R + r - s in [0, kh) are kept)
+    against R products of the useful rows only, for LeNet's two convolutions. This needs
+    the column rows ordered (a, r, c, v), so that each s's useful rows are one block."""
+    rng = np.random.default_rng(1)
+    # (name, R, F, C, kh*kw-rows per s block, row offset per s, columns)
+    for name, r, f, c, cols_n in (("conv1", 4, 8, 3, 14336), ("conv2", 2, 16, 8, 4480)):
+        a = -(-(5 + r - 1) // r)
+        k = c * a * r * 5
+        cols = rng.standard_normal((k + 1, cols_n), dtype=np.float32)
+        ext = rng.standard_normal((r * f, cols_n), dtype=np.float32)
+        useful, step = c * 25, c * 5
+
+        def one():
+            return cols @ ext.T
+
+        def split():
+            return [cols[s * step:s * step + useful] @ ext[s * f:(s + 1) * f].T
+                    for s in range(r)]
+
+        one(), split()
+        whole, parts = [], []
+        for i in range(41):
+            for fn, into in ((one, whole), (split, parts))[::1 if i % 2 else -1]:
+                into.append(_sample(fn))
+        macs_whole, macs_split = r * f * (k + 1) * cols_n, r * f * useful * cols_n
+        print(f"{name} weight grad: one product {np.median(whole):.3f} ms "
+              f"({macs_whole / 1e6:.1f}M multiply-adds), {r} without the zero taps "
+              f"{np.median(parts):.3f} ms ({macs_split / 1e6:.1f}M)")
+
+
 if __name__ == "__main__":
     main()
+    zero_taps()
