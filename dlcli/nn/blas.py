@@ -5,9 +5,9 @@ four NumPy passes over the parameters and a temporary, where BLAS's ``axpby`` an
 take two, on all the BLAS threads. NumPy's wheels ship OpenBLAS as a shared library beside
 the package (``numpy.libs/`` on Linux and Windows, ``numpy/.dylibs/`` on macOS), with the
 CBLAS symbols under a prefix and suffix (``scipy_cblas_saxpby64_`` with 64-bit integers in
-NumPy 2). :func:`axpby` is ``None`` where no such library or symbol is found, or where a
-check at import gives a wrong answer, and callers then use NumPy: the results are the same
-up to the rounding of a fused multiply-add.
+NumPy 2). Where no such library or symbol is found, or where a check at import gives a
+wrong answer, ``available`` is False and :func:`axpby` always returns False: callers then
+use NumPy, whose results are the same up to the rounding of a fused multiply-add.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import numpy as np
 # wheels (openblas64_), then a plain 32-bit CBLAS.
 _SYMBOLS = (("scipy_cblas_{}64_", ctypes.c_int64), ("cblas_{}64_", ctypes.c_int64),
             ("scipy_cblas_{}", ctypes.c_int32), ("cblas_{}", ctypes.c_int32))
-_REAL = {np.dtype(np.float32): ("s", ctypes.c_float), np.dtype(np.float64): ("d", ctypes.c_double)}
+_REAL = {np.dtype(np.float32): ("s", ctypes.c_float),
+         np.dtype(np.float64): ("d", ctypes.c_double)}
 
 
 def _libraries() -> list[str]:
@@ -97,7 +98,8 @@ def _self_check() -> None:
         got_by, got_py = y.copy(), y.copy()
         axpby(0.5, x, 0.25, got_by)
         axpby(2.0, x, 1.0, got_py)
-        if not (np.allclose(got_by, want_by, rtol=1e-6) and np.allclose(got_py, want_py, rtol=1e-6)):
+        if not (np.allclose(got_by, want_by, rtol=1e-6)
+                and np.allclose(got_py, want_py, rtol=1e-6)):
             _FUNCS = {}
             return
 

@@ -393,7 +393,8 @@ def _s1_backward(dy, cache, need_input_grad, workspace):
     ext = flat[lead:].reshape(g.r * g.f, g.n * g.length)
     g.copy_in(dy, ext)
     # (R*F, K [+ 1 bias column]), computed transposed: with two BLAS threads OpenBLAS runs
-    # this long-K product 10-20% faster as cols @ extᵀ than as ext @ colsᵀ (RESULTS.md).
+    # LeNet's conv2 product 8-19% faster as cols @ extᵀ than as ext @ colsᵀ, conv1's within
+    # -9..+7% (python -m benchmarks.orientation; RESULTS.md).
     products = (cache["cols"] @ ext.T).T
     dbias = products[:, g.k:].reshape(g.r, g.f).sum(axis=0) if cache["has_bias"] else None
     dw_ext = products[:, :g.k].reshape(g.r, g.f, g.c, g.a * g.r, g.kw)
