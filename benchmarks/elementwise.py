@@ -8,7 +8,8 @@ the GIL inside each ufunc). SGD's whole-buffer update runs twice: through BLAS a
 (:mod:`dlcli.nn.blas`, what dlcli does where NumPy bundles OpenBLAS) and through NumPy's
 passes (its fallback); then both routes on buffers of 16 to 235,146 values, where BLAS
 starts to pay. Prints the minimum and median microseconds of 300 calls each (the sizes:
-2,000 calls, minimum); asserts nothing. The answer on the 2-core machine of benchmarks/RESULTS.md: whole is fastest.
+2,000 calls, minimum); asserts nothing. The answer on the 2-core machine of
+benchmarks/RESULTS.md: whole is fastest, through BLAS from ~32k values.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ A product ``C = A @ B`` can also be computed as ``Cᵀ = Bᵀ @ Aᵀ`` (the call
 transposed view); OpenBLAS splits the work between its threads differently in the two, so
 on some shapes one is clearly faster. For the exact shapes of the benchmark MLP and LeNet
 (the stride-1 convolution layouts of :mod:`dlcli.nn.functional.conv`), this times both in
-interleaved pairs (10 calls per sample, 41 pairs, alternately first) and prints the medians and the median and
-quartiles of the pair ratios (transposed / as written). Then the convolutions' weight
+interleaved pairs (10 calls per sample, 41 pairs, alternately first) and prints the
+medians and the median and quartiles of the pair ratios (transposed / as written). Then the convolutions' weight
 gradient as one product against R products that skip the zero taps. Asserts nothing.
 """
 
