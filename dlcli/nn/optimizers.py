@@ -432,8 +432,10 @@ class Optimizer:
         to end in ``keys`` order. When ``params`` are those views, in that order, the update
         runs once over the whole buffers, with the state kept in buffers of the same layout
         whose slices are each key's ``state`` arrays: the same arithmetic, element for
-        element, as one call per parameter, without the per-call overhead. Anything else
-        takes the per-parameter loop.
+        element, as one call per parameter, without the per-call overhead (SGD alone may
+        round differently: from ``blas.MIN_SIZE`` values an array goes through BLAS's fused
+        multiply-adds, so a packed buffer and its smaller slices can take different routes).
+        Anything else takes the per-parameter loop.
         """
         lr = float(self.lr)
         if not lr >= 0:
