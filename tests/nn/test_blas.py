@@ -52,3 +52,12 @@ def test_axpby_declines_a_read_only_output():
     y = np.ones(N, np.float32)
     y.flags.writeable = False
     assert blas.axpby(1.0, np.ones(N, np.float32), 1.0, y) is False
+
+
+def test_a_bundled_openblas_is_bound():
+    # where NumPy ships its OpenBLAS (the wheels CI installs), the binding must take: a
+    # renamed folder or symbol would otherwise switch SGD back to NumPy passes silently
+    if not blas._libraries():
+        pytest.skip("this NumPy bundles no OpenBLAS (conda, Accelerate): the NumPy route")
+    assert blas.available
+    assert set(blas._FUNCS) == {np.dtype(np.float32), np.dtype(np.float64)}
