@@ -156,7 +156,7 @@ def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, qui
                    "never overwrites).")
 @click.option("--batch-size", type=click.IntRange(min=1), metavar="N",
               help="Samples per forward pass (default: the run's training batch size, "
-                   "1024 for a full-batch run).")
+                   "at least 64; 1024 for a full-batch run).")
 def eval_(run, checkpoint, data_source, split, as_json, images, batch_size):
     """Score a run (a run directory or a checkpoint file) on a data split.
 
@@ -186,7 +186,7 @@ def eval_(run, checkpoint, data_source, split, as_json, images, batch_size):
               "activation function, e.g. an autoencoder's codes) instead of the outputs.")
 @click.option("--batch-size", type=click.IntRange(min=1), metavar="N",
               help="Samples per forward pass (default: the run's training batch size, "
-                   "1024 for a full-batch run).")
+                   "at least 64; 1024 for a full-batch run).")
 def predict(run, input_path, output, checkpoint, layer, batch_size):
     """Apply a trained run to the inputs in INPUT (.npz with x, or .csv).
 

@@ -218,39 +218,73 @@ def _forward_batches(monkeypatch):
     return seen
 
 
-def test_eval_and_predict_score_in_batches_of_the_training_batch_size(iris_run, tmp_path,
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    # one epoch of the digits MLP in batches of 100: its test split holds 360 images
+    run = tmp_path_factory.mktemp("digits") / "run"
+    result = invoke("train", ROOT / "configs" / "mlp_digits.yaml", "--run-dir", run, "-q",
+                    "--set", "training.epochs=1", "--set", "training.batch_size=100")
+    assert result.exit_code == 0, result.stderr
+    return run
+
+
+def test_eval_and_predict_score_in_batches_of_the_training_batch_size(digits_run, tmp_path,
                                                                       monkeypatch):
-    # softmax_regression.yaml trains in batches of 16: eval and predict never run the model
-    # on more samples at once (a conv net that trained within memory scores within it),
-    # unless --batch-size says otherwise; the scores agree whatever the batch
-    import yaml
-    batch = yaml.safe_load((iris_run / "config.yaml").read_text())["training"]["batch_size"]
-    assert isinstance(batch, int) and batch < 30  # the test split has 30 flowers
+    # eval and predict never run the model on more samples at once than training did (a
+    # conv net that trained within memory scores within it), unless --batch-size says
+    # otherwise; the scores agree whatever the batch
     seen = _forward_batches(monkeypatch)
-    small = invoke("eval", iris_run, "--json")
+    small = invoke("eval", digits_run, "--json")
     assert small.exit_code == 0, small.stderr
-    assert seen and max(seen) == batch and sum(seen) == json.loads(small.stdout)["samples"]
+    samples = json.loads(small.stdout)["samples"]
+    assert samples > 300 and seen == [100] * (samples // 100) + [samples % 100]
     seen.clear()
-    whole = invoke("eval", iris_run, "--json", "--batch-size", 1000)
+    whole = invoke("eval", digits_run, "--json", "--batch-size", 1000)
     assert whole.exit_code == 0, whole.stderr
-    assert seen == [json.loads(whole.stdout)["samples"]]
+    assert seen == [samples]
     a, b = json.loads(small.stdout), json.loads(whole.stdout)
     assert a["accuracy"] == b["accuracy"]
     assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
 
+    inputs = tmp_path / "inputs.npz"
+    np.savez(inputs, x=np.load(ROOT / "datasets" / "digits.npz")["x"][:250])
     seen.clear()
     out = tmp_path / "p.csv"
-    result = invoke("predict", iris_run, IRIS, "-o", out)
+    result = invoke("predict", digits_run, inputs, "-o", out)
     assert result.exit_code == 0, result.stderr
-    assert max(seen) == batch and sum(seen) == len(read_rows(IRIS)) - 1
+    assert seen == [100, 100, 50]
     seen.clear()
     out2 = tmp_path / "p2.csv"
-    assert invoke("predict", iris_run, IRIS, "-o", out2, "--batch-size", 7).exit_code == 0
-    assert max(seen) == 7
+    assert invoke("predict", digits_run, inputs, "-o", out2, "--batch-size", 7).exit_code == 0
+    assert seen == [7] * 35 + [5]
     first, second = read_rows(out), read_rows(out2)
     assert [r[0] for r in first] == [r[0] for r in second]  # the same predicted classes
     np.testing.assert_allclose(np.array(first[1:])[:, 1:].astype(float),
-                               np.array(second[1:])[:, 1:].astype(float), rtol=1e-5)
+                               np.array(second[1:])[:, 1:].astype(float), rtol=1e-5, atol=1e-12)
+
+
+def test_predict_a_layer_in_several_batches_writes_every_input(digits_run, tmp_path):
+    inputs = tmp_path / "inputs.npz"
+    np.savez(inputs, x=np.load(ROOT / "datasets" / "digits.npz")["x"][:250])
+    one, many = tmp_path / "one.npz", tmp_path / "many.npz"
+    assert invoke("predict", digits_run, inputs, "-o", one, "--layer", "dense1",
+                  "--batch-size", 1000).exit_code == 0
+    assert invoke("predict", digits_run, inputs, "-o", many, "--layer", "dense1",
+                  "--batch-size", 7).exit_code == 0
+    whole, parts = np.load(one), np.load(many)
+    key = next(iter(whole.files))
+    assert whole[key].shape[0] == parts[key].shape[0] == 250
+    np.testing.assert_allclose(parts[key], whole[key], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("trained, scored", [(1, 64), (16, 64), (64, 64), (100, 100),
+                                             ("full", 1024)])
+def test_the_scoring_batch_follows_training_with_a_floor(trained, scored):
+    from types import SimpleNamespace
+
+    from dlcli.inference import scoring_batch_size
+    run = SimpleNamespace(config={"training": {"batch_size": trained}})
+    assert scoring_batch_size(run) == scored
 
 
 def test_eval_batch_size_must_be_positive(iris_run):
