@@ -152,8 +152,9 @@ def sgd_update(
     ``scratch`` optionally holds reusable work arrays between calls.
 
     The buffer update and ``θ -= lr · d`` are one BLAS ``axpby``/``axpy`` pass each when
-    :mod:`dlcli.nn.blas` finds NumPy's OpenBLAS and the arrays are contiguous in one dtype
-    (four NumPy passes and a work array otherwise; equal up to fused multiply-add rounding).
+    :mod:`dlcli.nn.blas` finds NumPy's OpenBLAS and the arrays are contiguous, of one
+    dtype and of at least ``blas.MIN_SIZE`` values (four NumPy passes and a work array
+    otherwise; equal up to fused multiply-add rounding).
     """
     _check_param(param, grad)
     lr, momentum, dampening, weight_decay = float(lr), float(momentum), float(dampening), float(weight_decay)
