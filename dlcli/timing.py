@@ -78,7 +78,7 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
     with ``forward_ms``, ``backward_ms``, ``total_ms`` per batch and ``share`` of the
     step), ``step_ms``, ``samples_per_s``, ``gflops`` and the figures they come from.
     """
-    from dlcli.nn.model import PoolThenReLU
+    from dlcli.nn.model import ConvThenPool, PoolThenReLU
     from dlcli.train.session import initialize, prepare, targets
     from dlcli.train.trainer import Trainer, gather
 
@@ -159,7 +159,9 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
                      "share": total / step_ms if step_ms > 0 else 0.0, **extra})
 
     # A ReLU that the model runs after the max pooling it precedes (PoolThenReLU).
-    runs_after = {id(op.relu): op.pool.name for op in model._plan(model.fused_output)
+    plan = [op.after if isinstance(op, ConvThenPool) else op
+            for op in model._plan(model.fused_output)]
+    runs_after = {id(op.relu): op.pool.name for op in plan
                   if isinstance(op, PoolThenReLU) and op.swapped}
     add("data", "data", "np.take", totals["data"] * ms, 0.0)
     add("zero_grad", "step", "zero_grad", totals["zero_grad"] * ms, 0.0)

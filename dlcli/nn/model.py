@@ -195,7 +195,9 @@ class Model:
     def _plan(self, fused: bool) -> list:
         """The ops ``forward`` runs in order (``backward`` runs them reversed): ``_ops()``,
         less the output activation when the loss fuses it, with each ReLU that directly
-        precedes a max pooling replaced by a :class:`PoolThenReLU` of the pair. Cached."""
+        precedes a max pooling replaced by a :class:`PoolThenReLU` of the pair, and each
+        conv2d directly followed by a tiled max pooling (or such a pair) by a
+        :class:`ConvThenPool`. Cached."""
         plans = self.__dict__.setdefault("_plans", {})
         if fused not in plans:
             ops = list(self._ops())
@@ -205,6 +207,8 @@ class Model:
             for op in ops:
                 if plan and PoolThenReLU.applies(plan[-1], op):
                     op = PoolThenReLU(plan.pop(), op)
+                if plan and ConvThenPool.applies(plan[-1], op):
+                    op = ConvThenPool(plan.pop(), op)
                 plan.append(op)
             plans[fused] = plan
         return plans[fused]
@@ -320,3 +324,37 @@ class PoolThenReLU:
         first, second = (self.relu, self.pool) if self.swapped else (self.pool, self.relu)
         dy = first.backward(dy)
         return None if dy is None else second.backward(dy)
+
+
+class ConvThenPool:
+    """A conv2d whose output goes straight into a max pooling with tiling windows (stride
+    = pool size, no padding), directly or through a :class:`PoolThenReLU`.
+
+    In training the pooling reads its windows where the convolution's product left them and
+    writes its gradient where the convolution's backward reads it
+    (``dlcli.nn.functional.conv.WideOutput``): the copy of the output into (N, F, H, W) and
+    the copy of its gradient back are skipped. The values are the same ones either way,
+    bit for bit; only the layout they travel in changes. The convolution decides per batch
+    (its stride-1 path, windows that cover its output exactly); otherwise, and outside
+    training, the ops run one after the other.
+    """
+
+    def __init__(self, conv: Layer, after):
+        self.conv, self.after = conv, after
+        self.pool = after.pool if isinstance(after, PoolThenReLU) else after
+
+    @staticmethod
+    def applies(conv, op) -> bool:
+        pool = op.pool if isinstance(op, PoolThenReLU) else op
+        return (getattr(conv, "type_name", None) == "conv2d"
+                and getattr(pool, "type_name", None) == "maxpool2d"
+                and tuple(pool.strides) == tuple(pool.pool) and not any(pool.pads))
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        y = self.conv.forward(x, training, wide_for=self.pool.pool) if training \
+            else self.conv.forward(x, training)
+        return self.after.forward(y, training)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        dy = self.after.backward(dy)
+        return None if dy is None else self.conv.backward(dy)

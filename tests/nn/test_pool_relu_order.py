@@ -11,26 +11,13 @@ import numpy as np
 import pytest
 
 from dlcli.nn.activations import ReLU
-from dlcli.nn.model import Model, PoolThenReLU
+from dlcli.nn.model import ConvThenPool, Model, PoolThenReLU
 from dlcli.train.diagnostics import dead_fraction
+from tests.helpers.ops import built_model, planned, written_order
 
 
 def _model(layers, input_shape, seed=0):
-    model = Model.from_config(layers, input_shape, np.float64)
-    model.build(np.random.default_rng(seed))
-    model.layers[0].need_input_grad = True  # compare the gradient of the input too
-    return model
-
-
-def _written_order(model, x, dy):
-    """Forward and backward through ``model._ops()`` one op at a time, unfused."""
-    ops = list(model._ops())
-    for op in ops:
-        x = op.forward(x, True)
-    out = x
-    for op in reversed(ops):
-        dy = op.backward(dy)
-    return out, dy
+    return built_model(layers, input_shape, np.float64, seed)
 
 
 def _tied_input(rng, shape):
@@ -53,18 +40,15 @@ def _compare(layers, input_shape, batch=5, seed=0):
     dy = rng.standard_normal((batch, *out_shape))
 
     model.zero_grad()
-    ref_out, ref_dx = _written_order(model, x, dy)
+    ref_out, ref_dx = written_order(model, x, dy)
     ref_argmax, ref_masks, ref_grads = _state(model)
 
     model.zero_grad()
-    out = model.forward(x, training=True)
+    out, dx = planned(model, x, dy)
     plan = model._plan(False)
-    dx = None
-    for op in reversed(plan):  # Model.backward, keeping the input gradient
-        dy = op.backward(dy)
-    dx = dy
     argmax, masks, grads = _state(model)
 
+    plan = [op.after if isinstance(op, ConvThenPool) else op for op in plan]
     np.testing.assert_array_equal(out, ref_out)
     np.testing.assert_array_equal(dx, ref_dx)
     for a, b in zip(argmax, ref_argmax):

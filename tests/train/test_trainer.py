@@ -213,8 +213,8 @@ def _record_dtypes(model):
     for op in model._ops():
         forward, backward = op.forward, op.backward
 
-        def fwd(x, training=False, _f=forward, _op=op):
-            y = _f(x, training)
+        def fwd(x, training=False, _f=forward, _op=op, **kwargs):
+            y = _f(x, training, **kwargs)
             seen.append((f"{_op.type_name} forward", y.dtype))
             return y
 
@@ -282,10 +282,10 @@ def test_validation_runs_in_batches_of_the_training_batch_size():
     conv = model.layers[0]
     forward = conv.forward
 
-    def spy(batch, training=False):
+    def spy(batch, training=False, **kwargs):
         if not training:
             sizes.append(len(batch))
-        return forward(batch, training)
+        return forward(batch, training, **kwargs)
 
     conv.forward = spy
     trainer = Trainer(model, make_loss(config, model), OPTIMIZERS.get("adam")(lr=0.01),

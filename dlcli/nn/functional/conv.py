@@ -20,6 +20,8 @@ long runs. Other strides use the column matrix ``(C*kh*kw, N*out_h*out_w)``: the
 ``W.reshape(F, -1) @ cols``, the weight gradient ``dy2 @ cols.T``, and col2im loops only over
 the ``kh*kw`` kernel offsets, each adding one strided slice (``np.add.at`` is far slower).
 Large buffers live in an optional ``workspace`` dict so a layer reuses them across batches.
+A stride-1 output can also stay in its product's layout for a tiled max pooling to read
+(:class:`WideOutput`).
 """
 
 from __future__ import annotations
@@ -171,11 +173,13 @@ def _to_channels_first(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarr
 # ---- convolution ------------------------------------------------------------------------
 def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
                    stride=1, padding=0, *, flip_kernel: bool = False,
-                   workspace: dict | None = None) -> tuple[np.ndarray, dict]:
+                   workspace: dict | None = None, wide_for=None) -> tuple[np.ndarray, dict]:
     """Cross-correlation (or convolution when ``flip_kernel``) of a batch.
 
     x: (N, C, H, W); weight: (F, C, kh, kw); bias: (F,) or None; padding as in
     :func:`resolve_padding`. Returns ``(y, cache)`` with y: (N, F, out_h, out_w).
+    ``wide_for=(ph, pw)``: a tiled max pooling of that window reads y next; y comes back as
+    a :class:`WideOutput` when the stride-1 layout allows it (and a ``workspace`` is given).
     """
     n, c, h, w = x.shape
     f, wc, kh, kw = weight.shape
@@ -192,7 +196,8 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
     common = {"x_shape": x.shape, "pads": pads, "stride": stride, "kernel": (kh, kw),
               "out_hw": (oh, ow), "flip_kernel": flip_kernel, "has_bias": bias is not None}
     if stride == (1, 1):
-        y, cache = _s1_forward(x, w_eff, bias, pads, workspace)
+        y, cache = _s1_forward(x, w_eff, bias, pads, workspace,
+                               wide_for if workspace is not None else None)
         cache.update(common)
         return y, cache
     xp = pad_into(x, pads, workspace, "padded")
@@ -217,8 +222,9 @@ def conv2d_backward(dy: np.ndarray, cache: dict, *, need_input_grad: bool = True
                     workspace: dict | None = None):
     """Gradients of :func:`conv2d_forward`.
 
-    dy: (N, F, out_h, out_w). Returns ``(dx, dweight, dbias)``: dx (N, C, H, W) or None when
-    not needed, dweight (F, C, kh, kw), dbias (F,) or None.
+    dy: (N, F, out_h, out_w), or the :class:`WideGradient` of a :class:`WideOutput` forward.
+    Returns ``(dx, dweight, dbias)``: dx (N, C, H, W) or None when not needed,
+    dweight (F, C, kh, kw), dbias (F,) or None.
     ``dW = dy2 @ cols.T``; ``dx = col2im(W2.T @ dy2)`` with ``dy2`` = dy as (F, N*out_h*out_w)
     (stride 1: the same products in the layouts of :class:`_S1` and :func:`_s1_input_grad`).
     """
@@ -342,6 +348,35 @@ class _S1:
         for src, dst in self._pairs(ext, dy):
             np.copyto(dst, src)
 
+    def grad_buffer(self, workspace, dtype):
+        """``(flat, ext)``: the zero-bordered buffer of dy in the product layout, and its
+        (R*F, N*L) part (garbage entries stay zero: nothing ever writes them)."""
+        lead = self.kw - 1
+        flat = _buffer(workspace, "dy_ext", (lead + self.r * self.f * self.n * self.length,),
+                       dtype, zero=True)
+        return flat, flat[lead:].reshape(self.r * self.f, self.n * self.length)
+
+    def pools_in_place(self, pool) -> bool:
+        """Whether :meth:`pool_planes` can view the (ph, pw) windows that tile the output:
+        they must cover it exactly, and each window row offset ``u`` must map to one row
+        sub-block ``r``: R = 1, or R a multiple of ph with no garbage rows."""
+        ph, pw = pool
+        return (self.oh % ph == 0 and self.ow % pw == 0
+                and (self.r == 1 or (self.r % ph == 0 and self.oh == self.hb * self.r)))
+
+    def pool_planes(self, ext: np.ndarray, pool) -> np.ndarray:
+        """View of ``ext`` (R*F, N*L) holding output pixel ``(ph*o + u, pw*o' + v)`` of
+        sample n, filter f at ``[u, v, n, f, ..., o']``, where ``...`` is o itself (R = 1)
+        or o split as ``(o // k, o % k)``, k = R / ph (row ``R*i' + r`` with r = ph*e + u
+        is pixel row ``ph*(k*i' + e) + u``). Writable when ``ext`` is."""
+        ph, pw = pool
+        ow2 = self.ow // pw
+        e5 = ext.reshape(self.r, self.f, self.n, self.hb, self.wp)[..., :ow2 * pw]
+        if self.r == 1:
+            return e5[0].reshape(self.f, self.n, self.oh // ph, ph, ow2, pw).transpose(3, 5, 1, 0, 2, 4)
+        k = self.r // ph
+        return e5.reshape(k, ph, self.f, self.n, self.hb, ow2, pw).transpose(1, 6, 3, 2, 4, 0, 5)
+
     def _pairs(self, ext, a):
         """``(view of a, matching view of ext)`` pairs covering every output pixel of the
         contiguous (N, F, out_h, out_w) array ``a``."""
@@ -357,8 +392,50 @@ class _S1:
             yield a[:, :, full * r:], ext5[:rem, :, :, full, :ow].transpose(2, 1, 0, 3)
 
 
-def _s1_forward(x, w_eff, bias, pads, workspace):
-    """Stride-1 forward: ``y`` and the cache (the column matrix is kept for dW)."""
+class WideOutput:
+    """A stride-1 convolution's output y (N, F, out_h, out_w) left where its product wrote
+    it, for a tiled max pooling to read directly (:class:`_S1` describes the layout).
+
+    The pooling takes its window planes from :meth:`pool_planes` instead of from y, and
+    writes its gradient through :meth:`grad_planes` into the buffer the convolution's
+    backward reads, handing back :meth:`gradient`: the copy into y and the copy of dy out
+    of it are never made (LeNet: about 0.4 ms of a 9 ms training step). Only
+    :func:`conv2d_forward` with ``wide_for`` makes one, when the layout allows it.
+    """
+
+    def __init__(self, geometry: "_S1", ext: np.ndarray, cache: dict, workspace: dict):
+        self._g, self._ext, self._cache, self._workspace = geometry, ext, cache, workspace
+        self.shape = (geometry.n, geometry.f, geometry.oh, geometry.ow)
+        self.ndim = 4
+        self.dtype = ext.dtype
+
+    def pool_planes(self, pool) -> np.ndarray:
+        """Read-only view of window offset ``(u, v)`` of every ``pool`` window, shaped
+        ``(ph, pw, N, F, ...)`` (see :meth:`_S1.pool_planes`)."""
+        view = self._g.pool_planes(self._ext, pool)
+        view.flags.writeable = False
+        return view
+
+    def grad_planes(self, pool) -> np.ndarray:
+        """The same positions in the gradient buffer; whoever writes all of them then
+        passes :meth:`gradient` to :func:`conv2d_backward`."""
+        return self._g.pool_planes(self._g.grad_buffer(self._workspace, self.dtype)[1], pool)
+
+    def gradient(self) -> "WideGradient":
+        return WideGradient(self._cache)
+
+
+class WideGradient:
+    """dL/dy of a :class:`WideOutput`, already written in the convolution's gradient buffer."""
+
+    def __init__(self, cache: dict):
+        self.cache = cache
+        self.dtype = cache["cols"].dtype
+
+
+def _s1_forward(x, w_eff, bias, pads, workspace, wide_for=None):
+    """Stride-1 forward: ``y`` (a :class:`WideOutput` when ``wide_for`` fits) and the cache
+    (the column matrix is kept for dW)."""
     f, _, kh, kw = w_eff.shape
     g = _S1(x.shape, f, (kh, kw), pads, _row_block(f, kh, x.shape[2] + sum(pads[0]) - kh + 1))
     dt = x.dtype
@@ -377,21 +454,26 @@ def _s1_forward(x, w_eff, bias, pads, workspace):
     cols[g.k:] = 1
     ext = _buffer(workspace, "y_ext", (g.r * f, g.n * g.length), dt)
     np.matmul(w_ext, cols, out=ext)
+    cache = {"s1": g, "cols": cols, "w_eff": w_eff}
+    if wide_for is not None and g.pools_in_place(wide_for):
+        return WideOutput(g, ext, cache, workspace), cache
     y = np.empty((g.n, f, g.oh, g.ow), dt)
     g.copy_out(ext, y)
-    return y, {"s1": g, "cols": cols, "w_eff": w_eff}
+    return y, cache
 
 
 def _s1_backward(dy, cache, need_input_grad, workspace):
     """Stride-1 backward: ``(dweight, dbias, dx)``; dW and db from one product with the
     forward's columns, ``dW[f, c, u, v] = sum_s dW_ext[s, f, c, u + s, v]``."""
     g = cache["s1"]
-    dt = dy.dtype
-    dy = np.ascontiguousarray(dy)
+    dt = cache["cols"].dtype
     lead = g.kw - 1  # zeros before the first row, read by the input gradient's shifted rows
-    flat = _buffer(workspace, "dy_ext", (lead + g.r * g.f * g.n * g.length,), dt, zero=True)
-    ext = flat[lead:].reshape(g.r * g.f, g.n * g.length)
-    g.copy_in(dy, ext)
+    flat, ext = g.grad_buffer(workspace, dt)
+    if isinstance(dy, WideGradient):
+        dy = None  # a max pooling wrote it into ext already
+    else:
+        dy = np.ascontiguousarray(dy)
+        g.copy_in(dy, ext)
     # (R*F, K [+ 1 bias column]), computed transposed: with two BLAS threads OpenBLAS runs
     # LeNet's conv2 product 8-19% faster as cols @ extᵀ than as ext @ colsᵀ, conv1's within
     # -9..+7% (python -m benchmarks.orientation; RESULTS.md).
@@ -405,7 +487,12 @@ def _s1_backward(dy, cache, need_input_grad, workspace):
         return dweight, dbias, None
     if g.r != 1:  # the input gradient wants dy in the one-row layout
         flat = _buffer(workspace, "dy_wide", (lead + g.f * g.n * g.oh * g.wp,), dt, zero=True)
-        np.copyto(flat[lead:].reshape(g.f, g.n, g.oh, g.wp)[..., :g.ow], dy.transpose(1, 0, 2, 3))
+        wide = flat[lead:].reshape(g.f, g.n, g.oh, g.wp)
+        if dy is not None:
+            np.copyto(wide[..., :g.ow], dy.transpose(1, 0, 2, 3))
+        else:  # out_h = HB*R here; ext's garbage columns are zero, as wide's must be
+            np.copyto(wide.reshape(g.f, g.n, g.hb, g.r, g.wp),
+                      ext.reshape(g.r, g.f, g.n, g.hb, g.wp).transpose(1, 2, 3, 0, 4))
     return dweight, dbias, _s1_input_grad(flat, cache["w_eff"], g, workspace)
 
 

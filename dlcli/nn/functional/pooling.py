@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .conv import conv_output_size, pair
+from .conv import WideOutput, conv_output_size, pair
 
 
 def pool_output_hw(input_hw, pool, stride, padding) -> tuple[int, int]:
@@ -115,7 +115,8 @@ def _maxpool_tiled(x, pool, out_hw, workspace):
     (ph, pw), (oh, ow) = pool, out_hw
     size = n * c * oh * ow
     planes = _buf(workspace, "planes", (ph * pw, size), x.dtype)
-    np.copyto(planes.reshape(ph, pw, n, c, oh, ow), _planes_view(x, pool, out_hw))
+    view = x.pool_planes(pool) if isinstance(x, WideOutput) else _planes_view(x, pool, out_hw)
+    np.copyto(planes.reshape(view.shape), view)
     y = np.empty((n, c, oh, ow), x.dtype)
     yf = y.reshape(size)
     if (ph, pw) == (2, 2):
@@ -143,13 +144,19 @@ def _maxpool_tiled(x, pool, out_hw, workspace):
     return y, argmax.reshape(n, c, oh, ow)
 
 
-def _maxpool_tiled_backward(dy, argmax, input_hw, pool, workspace):
+def _maxpool_tiled_backward(dy, argmax, input_hw, pool, workspace, into=None):
+    """dx, or ``into.gradient()`` after writing dx into a :class:`WideOutput`'s gradient."""
     n, c, oh, ow = dy.shape
     (ph, pw), (h, w) = pool, input_hw
-    covered = (oh * ph, ow * pw) == (h, w)
-    dx = np.empty((n, c, h, w), dy.dtype) if covered else np.zeros((n, c, h, w), dy.dtype)
-    targets = _planes_view(dx, pool, (oh, ow))
-    sel = _buf(workspace, "sel", dy.shape, np.bool_)
+    if into is not None:  # its windows cover it exactly (WideOutput's condition)
+        targets, dx = into.grad_planes(pool), into.gradient()
+    else:
+        covered = (oh * ph, ow * pw) == (h, w)
+        dx = np.empty((n, c, h, w), dy.dtype) if covered else np.zeros((n, c, h, w), dy.dtype)
+        targets = _planes_view(dx, pool, (oh, ow))
+    shape = targets.shape[2:]  # (N, C, out_h, out_w), the out_h axis split for a WideOutput
+    sel = _buf(workspace, "sel", dy.shape, np.bool_).reshape(shape)
+    dy, argmax = dy.reshape(shape), argmax.reshape(shape)
     for k in range(ph * pw):  # windows are disjoint: each pixel is written once
         np.multiply(dy, np.equal(argmax, k, out=sel), out=targets[k // pw, k % pw])
     return dx
@@ -176,12 +183,15 @@ def maxpool2d_forward(x: np.ndarray, pool_size, stride=None, padding=0, *,
     """Max pooling. x: (N, C, H, W) -> ``(y, argmax)``, both (N, C, out_h, out_w).
 
     ``argmax`` holds the window offset ``u * pw + v`` of each maximum (uint8 for windows of
-    up to 255 pixels). ``workspace``: optional dict of reusable scratch buffers.
+    up to 255 pixels). ``workspace``: optional dict of reusable scratch buffers. x may be a
+    convolution's :class:`~dlcli.nn.functional.conv.WideOutput` when the windows tile it.
     """
     pool, stride, padding = pool_params(pool_size, stride, padding)
     out_hw = _check(x.shape[2:], pool, stride, padding)
     if _tiled(pool, stride, padding):
         return _maxpool_tiled(x, pool, out_hw, workspace)
+    if isinstance(x, WideOutput):
+        raise TypeError("a WideOutput is pooled only by tiling windows (stride = pool size)")
     xp = _padded(x, padding, -np.inf)
     offsets = _offsets(pool, stride, out_hw)
     _, first = next(offsets)
@@ -232,11 +242,13 @@ def max_unpool2d(values: np.ndarray, argmax: np.ndarray, output_hw, pool_size, s
 
 
 def maxpool2d_backward(dy: np.ndarray, argmax: np.ndarray, input_hw, pool_size, stride=None,
-                       padding=0, *, workspace: dict | None = None) -> np.ndarray:
-    """dx (N, C, H, W): each upstream gradient goes to the position its maximum came from."""
+                       padding=0, *, workspace: dict | None = None, into: WideOutput | None = None):
+    """dx (N, C, H, W): each upstream gradient goes to the position its maximum came from.
+    With ``into``, the :class:`~dlcli.nn.functional.conv.WideOutput` the forward pooled, dx
+    is written into its gradient buffer and its ``gradient()`` is returned instead."""
     pool, stride, padding = pool_params(pool_size, stride, padding)
     if _tiled(pool, stride, padding):
-        return _maxpool_tiled_backward(dy, argmax, tuple(input_hw), pool, workspace)
+        return _maxpool_tiled_backward(dy, argmax, tuple(input_hw), pool, workspace, into)
     return max_unpool2d(dy, argmax, input_hw, pool_size, stride, padding)
 
 

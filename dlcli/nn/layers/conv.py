@@ -161,16 +161,20 @@ class Conv2D(_ConvBase):
                                          need_input_grad=need_input_grad)
         return sum(sizes.values()) * itemsize
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def forward(self, x: np.ndarray, training: bool = False, wide_for=None) -> np.ndarray:
+        """``wide_for=(ph, pw)`` (training only): a tiled max pooling of that window reads the
+        output next, which may then come back as a ``WideOutput`` (see ``ConvThenPool``)."""
         y, self._cache = F.conv2d_forward(
             self._input(x), self.params["weight"], self.params.get("bias"), self.strides,
-            self.padding, flip_kernel=self.flip_kernel, workspace=self._scratch(training))
+            self.padding, flip_kernel=self.flip_kernel, workspace=self._scratch(training),
+            wide_for=wide_for if training else None)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        if not isinstance(dy, F.WideGradient):
+            dy = np.asarray(dy, dtype=self.dtype)
         dx, dweight, dbias = F.conv2d_backward(
-            np.asarray(dy, dtype=self.dtype), self._cache,
-            need_input_grad=self.need_input_grad, workspace=self._workspace)
+            dy, self._cache, need_input_grad=self.need_input_grad, workspace=self._workspace)
         self._accumulate(dweight, dbias)
         return dx
 

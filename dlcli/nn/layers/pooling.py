@@ -77,6 +77,7 @@ class MaxPool2D(_Pool2D):
         self.argmax: np.ndarray | None = None
         self.forward_input_hw: tuple | None = None
         self._workspace: dict = {}  # scratch planes reused across batches
+        self._wide = None  # the last forward's input when a WideOutput
 
     @property
     def indices(self) -> np.ndarray | None:
@@ -90,7 +91,11 @@ class MaxPool2D(_Pool2D):
                                            backward=need_input_grad)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        x = np.asarray(x, dtype=self.dtype)
+        """x: (N, C, H, W), or a convolution's ``WideOutput`` (``ConvThenPool``), whose
+        gradient the backward then writes in place and returns as a ``WideGradient``."""
+        self._wide = x if isinstance(x, C.WideOutput) else None
+        if self._wide is None:
+            x = np.asarray(x, dtype=self.dtype)
         # Only training keeps scratch planes: an evaluation batch (often larger) must not
         # leave buffers of its size behind.
         y, self.argmax = P.maxpool2d_forward(x, *self._args(),
@@ -103,7 +108,7 @@ class MaxPool2D(_Pool2D):
             return None
         return P.maxpool2d_backward(np.asarray(dy, dtype=self.dtype), self.argmax,
                                     self.forward_input_hw, *self._args(),
-                                    workspace=self._workspace)
+                                    workspace=self._workspace, into=self._wide)
 
 
 @LAYERS.register("avgpool2d")
