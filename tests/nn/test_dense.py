@@ -39,6 +39,38 @@ def test_dense_forward_and_backward_match_loops():
             assert dx[n, j] == pytest.approx(sum(dy[n, i] * W[i, j] for i in range(3)))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_term_products_are_exact_single_products(dtype):
+    # Where a sum has a single term each entry is one rounded product, whatever computes
+    # it: one sample's weight gradient dy_i x_j (SGD, batch size 1), the input gradient
+    # dy W of a one-unit layer, and the forward of a one-feature input x W^T.
+    rng = np.random.default_rng(4)
+    layer = built({"type": "dense", "units": 300, "initializer": "normal"}, (70,), dtype=dtype)
+    x = rng.normal(size=(1, 70)).astype(dtype)
+    dy = rng.normal(size=(1, 300)).astype(dtype)
+    layer.forward(x, training=True)
+    layer.zero_grad(lazy=True)
+    layer.backward(dy)
+    expected = np.array([[dy[0, i] * x[0, j] for j in range(70)] for i in range(300)], dtype)
+    np.testing.assert_array_equal(layer.grads["weight"], expected)
+    layer.backward(dy)  # a second backward adds
+    np.testing.assert_array_equal(layer.grads["weight"], expected + expected)
+
+    unit = built({"type": "dense", "units": 1, "initializer": "normal"}, (40,), dtype=dtype)
+    w = unit.params["weight"]
+    dy = rng.normal(size=(50, 1)).astype(dtype)
+    unit.forward(rng.normal(size=(50, 40)).astype(dtype), training=True)
+    dx = unit.backward(dy)
+    np.testing.assert_array_equal(dx, [[dy[n, 0] * w[0, j] for j in range(40)] for n in range(50)])
+
+    wide = built({"type": "dense", "units": 90, "initializer": "normal", "use_bias": False},
+                 (1,), dtype=dtype)
+    x = rng.normal(size=(60, 1)).astype(dtype)
+    w = wide.params["weight"]
+    np.testing.assert_array_equal(wide.forward(x), [[x[n, 0] * w[i, 0] for i in range(90)]
+                                                    for n in range(60)])
+
+
 def test_dense_gradcheck_float64():
     rng = np.random.default_rng(3)
     layer = built({"type": "dense", "units": 4}, (6,))

@@ -111,9 +111,9 @@ class Layer:
         """``grads[key] += a @ b``."""
         g = self.grads[key]
         if self._fresh(key):
-            np.matmul(a, b, out=g)
+            matmul(a, b, out=g)
         else:
-            g += a @ b
+            g += matmul(a, b)
 
     def _add_array(self, key: str, value: np.ndarray) -> None:
         """``grads[key] += value``."""
@@ -158,6 +158,16 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.get_config()})"
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b``. An outer product (2-D operands with inner dimension 1: the weight
+    gradient of a one-sample batch, the input gradient of a one-unit layer) is computed as
+    a broadcast multiply: each entry is a single product either way, so the values are the
+    same, and NumPy's matmul takes 3-4x longer on that shape (256 x 784: 390 vs 87 us)."""
+    if a.ndim == 2 and b.ndim == 2 and a.shape[1] == 1:
+        return np.multiply(a, b, out=out)
+    return np.matmul(a, b, out=out)
 
 
 def display_shape(shape: tuple) -> tuple:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from dlcli.nn.layers.base import IncompatibleShape, Layer, display_shape, size_of
+from dlcli.nn.layers.base import IncompatibleShape, Layer, display_shape, matmul, size_of
 from dlcli.registry import INITIALIZERS, LAYERS
 
 
@@ -74,7 +74,7 @@ class Dense(Layer):
         if x.ndim != 2 and self.flatten_input:
             x = x.reshape(x.shape[0], -1)  # (N, C, H, W) -> (N, C·H·W), a view when contiguous
         self._x = x
-        y = x @ self.params["weight"].T
+        y = matmul(x, self.params["weight"].T)
         if self.use_bias:
             y += self.params["bias"]
         return y
@@ -96,7 +96,7 @@ class Dense(Layer):
                 self._add_row_sum("bias", dy)
         if not self.need_input_grad:
             return None
-        return (dy @ self.params["weight"]).reshape(self._input_shape)
+        return matmul(dy, self.params["weight"]).reshape(self._input_shape)
 
     def get_config(self):
         config = {**super().get_config(), "units": self.units, "activation": self.activation_spec,
