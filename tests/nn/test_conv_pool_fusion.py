@@ -28,19 +28,32 @@ def _run(run, model, x, dy):
 
 
 def _check_same(layers, input_shape, dtype=np.float64, batches=(5, 5, 3), seed=0):
-    """Both orders on the same model and batches (the smaller last batch changes buffer
-    shapes); returns whether the pooling read a WideOutput in the last fused step."""
+    """The planned ops on one model, the ops one by one on a twin with the same weights
+    (each keeps its own buffers), over the same batches (the smaller last batch changes
+    buffer shapes). Returns whether the pooling read a WideOutput and handed a
+    WideGradient back in every step."""
     rng = np.random.default_rng(seed)
     model = built_model(layers, input_shape, dtype, seed)
+    twin = built_model(layers, input_shape, dtype, seed)
     pool = next(layer for layer in model.layers if layer.type_name == "maxpool2d")
+    handed_back = []
+    backward = pool.backward
+
+    def spy(dy):
+        dx = backward(dy)
+        handed_back.append(isinstance(dx, F.WideGradient))
+        return dx
+
+    pool.backward = spy
     used = []
     for n in batches:
         # small integers: ties inside windows, windows without a positive value
         x = rng.integers(-3, 3, size=(n, *input_shape)).astype(dtype)
         dy = rng.standard_normal((n, *model.output_shape)).astype(dtype)
-        ref = _run(written_order, model, x, dy)
+        ref = _run(written_order, twin, x, dy)
         got = _run(planned, model, x, dy)
-        used.append(pool._wide is not None)
+        used.append(pool._wide is not None and handed_back[-1])
+        assert used[-1] == handed_back[-1]  # both directions in place, or neither
         np.testing.assert_array_equal(got[0], ref[0])
         np.testing.assert_array_equal(got[1], ref[1])
         for a, b in zip(got[2], ref[2]):
@@ -48,6 +61,7 @@ def _check_same(layers, input_shape, dtype=np.float64, batches=(5, 5, 3), seed=0
         for key in ref[3]:
             np.testing.assert_array_equal(got[3][key], ref[3][key], err_msg=key)
     assert isinstance(model._plan(False)[0], ConvThenPool)
+    assert len(set(used)) == 1
     return used[-1]
 
 
@@ -72,7 +86,8 @@ FUSED = [
     (8, 5, (3, 32, 32), 0, 2),    # LeNet conv1: R = 4, 28 rows = 7 blocks of 4
     (16, 5, (8, 14, 14), 0, 2),   # LeNet conv2: R = 2
     (32, 3, (2, 8, 8), 1, 2),     # R = 1
-    (4, 3, (1, 18, 18), 0, 2),    # R = 8: 16 rows = 2 blocks of 8
+    (4, 3, (1, 18, 18), 0, 2),    # R = 2 with 4 filters
+    (2, 7, (1, 22, 22), 0, 2),    # R = 8: 16 rows = 2 blocks of 8
     (32, 3, (1, 9, 9), 1, 3),     # R = 1 with 3x3 windows
     (8, 5, (3, 32, 32), 0, 4),    # R = 4 = the window height
 ]
@@ -84,6 +99,8 @@ def test_fused_steps_equal_the_written_order(filters, kernel, shape, padding, po
     rows = _rows(filters, kernel, shape, padding)
     out_h = shape[1] + 2 * padding - kernel + 1
     assert rows == 1 or (rows % pool == 0 and out_h % rows == 0)  # the cases are what they say
+    if (filters, kernel) == (2, 7):
+        assert rows == 8
     used = _check_same(_layers(filters, kernel, pool, padding, activation), shape)
     assert used
 
@@ -137,6 +154,18 @@ def test_evaluation_and_forward_to_get_plain_arrays():
     np.testing.assert_array_equal(evaluated, trained)
     conv_out = model.forward_to(x, model.layers[0].name, training=True)
     assert isinstance(conv_out, np.ndarray) and conv_out.shape == (4, 8, 28, 28)
+
+
+def test_a_gradient_from_an_earlier_forward_is_refused():
+    model = built_model(_layers(8, 5), (3, 32, 32), np.float32)
+    rng = np.random.default_rng(2)
+    fused = model._plan(False)[0]
+    fused.forward(rng.standard_normal((4, 3, 32, 32)).astype(np.float32), training=True)
+    gradient = fused.after.backward(np.ones((4, 8, 14, 14), np.float32))
+    assert isinstance(gradient, F.WideGradient)
+    model.layers[0].forward(rng.standard_normal((2, 3, 32, 32)).astype(np.float32), True)
+    with pytest.raises(ValueError, match="earlier forward"):
+        model.layers[0].backward(gradient)
 
 
 def test_a_linked_unpool_reads_the_fused_pool():

@@ -470,6 +470,8 @@ def _s1_backward(dy, cache, need_input_grad, workspace):
     lead = g.kw - 1  # zeros before the first row, read by the input gradient's shifted rows
     flat, ext = g.grad_buffer(workspace, dt)
     if isinstance(dy, WideGradient):
+        if dy.cache is not cache:  # the layer ran another forward in between
+            raise ValueError("this gradient belongs to an earlier forward of the convolution")
         dy = None  # a max pooling wrote it into ext already
     else:
         dy = np.ascontiguousarray(dy)
