@@ -376,6 +376,8 @@ def print_timing(console, result: dict) -> None:
         kind = row["type"] + (" (in loss)" if row.get("fused_into_loss") else "")
         if row.get("runs_after"):
             kind += f" (after {row['runs_after']})"
+        if row.get("fused_with"):
+            kind += f" (fused with {row['fused_with']})"
         table.add_row(name, kind,
                       f"{row['forward_ms']:.3f}", f"{row['backward_ms']:.3f}" if
                       row["backward_ms"] else "", f"{row['total_ms']:.3f}",

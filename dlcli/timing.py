@@ -158,9 +158,12 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
                      "forward_ms": forward, "backward_ms": backward, "total_ms": total,
                      "share": total / step_ms if step_ms > 0 else 0.0, **extra})
 
-    # A ReLU that the model runs after the max pooling it precedes (PoolThenReLU).
-    plan = [op.after if isinstance(op, ConvThenPool) else op
-            for op in model._plan(model.fused_output)]
+    # A ReLU that the model runs after the max pooling it precedes (PoolThenReLU), and a
+    # max pooling that read its convolution's output in the product layout (ConvThenPool).
+    plan = model._plan(model.fused_output)
+    fused_with = {id(op.pool): op.conv.name for op in plan
+                  if isinstance(op, ConvThenPool) and op.pool._wide is not None}
+    plan = [op.after if isinstance(op, ConvThenPool) else op for op in plan]
     runs_after = {id(op.relu): op.pool.name for op in plan
                   if isinstance(op, PoolThenReLU) and op.swapped}
     add("data", "data", "np.take", totals["data"] * ms, 0.0)
@@ -173,9 +176,10 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
             total_mult_adds += mult_adds
             seconds = fwd + bwd
             flops = 6.0 * mult_adds * batch * batches
+            extra = {"fused_with": fused_with[id(op)]} if id(op) in fused_with else {}
             add(op.name, "layer", op.type_name, fwd * ms, bwd * ms,
                 output_shape=list(_display(out_shape)), mult_adds=mult_adds,
-                gflops=flops / seconds / 1e9 if seconds > 0 and mult_adds else None)
+                gflops=flops / seconds / 1e9 if seconds > 0 and mult_adds else None, **extra)
         else:
             name = (op.name if op is owner else f"{owner.name}.{op.activation_name}")
             extra = {"of": owner.name} if op is not owner else {}

@@ -57,6 +57,9 @@ def test_rows_for_every_layer_activation_and_phase(cnn_config):
     # conv's ReLU runs on the pooled values (max pooling commutes with it); the row says so
     assert rows[names.index("conv.relu")]["runs_after"] == "pool"
     assert "runs_after" not in rows[names.index("out.softmax")]
+    # the pooling read conv's output where its product left it (ConvThenPool)
+    assert rows[names.index("pool")]["fused_with"] == "conv"
+    assert "fused_with" not in rows[names.index("conv")]
     for phase in ("data", "zero_grad", "loss", "gradient_check", "optimizer", "metrics", "other"):
         assert phase in names
     conv = rows[names.index("conv")]
