@@ -50,7 +50,8 @@ def layer_table(model, batch_size: int, optimizer: dict) -> dict:
                      "output_shape": list(display_shape(out_shape)), "size": size_of(out_shape),
                      "params": params, "mult_adds": int(layer.mult_adds(in_shape)),
                      "activation": act})
-        kept += _kept_outputs(layer, out_shape, walk[index + 1] if index + 1 < len(walk) else None)
+        kept += _kept_outputs(layer, in_shape, out_shape,
+                              walk[index + 1] if index + 1 < len(walk) else None)
     total = sum(r["params"] for r in rows)
     slots = optimizer_slots(optimizer, total, model.dtype)
     memory = {
@@ -67,16 +68,22 @@ def layer_table(model, batch_size: int, optimizer: dict) -> dict:
             "memory_bytes": memory}
 
 
-def _kept_outputs(layer, out_shape, following) -> int:
+def _kept_outputs(layer, in_shape, out_shape, following) -> int:
     """Values per sample the layer and its activation output; a ReLU that runs after the
-    max pooling it precedes (``PoolThenReLU``) outputs the pooled size."""
-    from dlcli.nn.model import PoolThenReLU
+    max pooling it precedes (``PoolThenReLU``) outputs the pooled size, and a convolution
+    that hands its output to that pooling in its product layout (``ConvThenPool``) makes
+    none (the product's buffer is one of its workspaces)."""
+    from dlcli.nn.model import ConvThenPool, PoolThenReLU
     relu = layer.activation if layer.activation is not None else layer
     own = size_of(out_shape) if layer.activation is not None else 0
     activation = size_of(out_shape)
     if following is not None and PoolThenReLU.applies(relu, following[0]) \
             and PoolThenReLU.covers(following[0], out_shape[1:]):
         activation = size_of(following[2])
+    if following is not None and ConvThenPool.hands_over(layer, in_shape, following[0]):
+        own = 0
+        if layer.activation is None:
+            activation = 0
     return own + activation
 
 

@@ -350,6 +350,19 @@ class ConvThenPool:
                 and getattr(pool, "type_name", None) == "maxpool2d"
                 and tuple(pool.strides) == tuple(pool.pool) and not any(pool.pads))
 
+    @staticmethod
+    def hands_over(conv, input_shape, following) -> bool:
+        """Whether ``conv`` (input ``input_shape``, batch axis excluded) followed by the layer
+        ``following`` runs fused in training: its output then only ever lives in its
+        product layout (``dlcli shapes`` counts no activation for it)."""
+        from dlcli.nn.functional.conv import pools_in_place
+        if not ConvThenPool.applies(conv, following):
+            return False
+        if conv.activation is not None and not PoolThenReLU.applies(conv.activation, following):
+            return False
+        return pools_in_place((1, *input_shape), conv.filters, conv.kernel, conv.strides,
+                              conv.padding, following.pool)
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         y = self.conv.forward(x, training, wide_for=self.pool.pool) if training \
             else self.conv.forward(x, training)

@@ -138,13 +138,23 @@ def test_optimizer_memory_counts_what_it_keeps_between_steps(config, arrays, lay
 
 
 def test_kept_activations_count_a_relu_after_its_pool_at_the_pooled_size():
-    # LeNet (3, 32, 32): conv1 out 8*28*28 = 6272, its ReLU runs on the pooled 8*14*14 =
-    # 1568; conv2 out 16*10*10 = 1600, ReLU on 16*5*5 = 400; then the pools' outputs and the
-    # dense layer's 10 (no activation)
+    # LeNet (3, 32, 32): conv1's output stays in its product buffer (a workspace) for pool1
+    # to read (ConvThenPool), its ReLU runs on the pooled 8*14*14 = 1568; likewise conv2,
+    # ReLU on 16*5*5 = 400; then the pools' outputs and the dense layer's 10
     model = Model.from_config(LENET, (3, 32, 32), np.float32)
-    per_sample = 3 * 32 * 32 + (6272 + 1568) + 1568 + (1600 + 400) + 400 + 10
+    per_sample = 3 * 32 * 32 + 1568 + 1568 + 400 + 400 + 10
     assert layer_table(model, 3, {"type": "sgd"})["memory_bytes"]["activations"] == \
         per_sample * 3 * 4
+    # A 30x30 input: conv1's 26 output rows are not whole blocks of its R = 4, so it hands
+    # over a (8, 26, 26) array (counted) before its ReLU runs on the pooled 8*13*13
+    model = Model.from_config(LENET[:2], (3, 30, 30), np.float32)
+    assert layer_table(model, 1, {"type": "sgd"})["memory_bytes"]["activations"] == \
+        (3 * 30 * 30 + 8 * 26 * 26 + 8 * 13 * 13 + 8 * 13 * 13) * 4
+    # No activation between: the fused convolution keeps nothing of its own
+    plain = [dict(LENET[0], activation=None), LENET[1]]
+    model = Model.from_config(plain, (3, 32, 32), np.float32)
+    assert layer_table(model, 1, {"type": "sgd"})["memory_bytes"]["activations"] == \
+        (3 * 32 * 32 + 8 * 14 * 14) * 4
     # a 7x7 map under 2x2 pooling is not covered: the ReLU keeps its place and its size
     uncovered = Model.from_config([{"type": "activation", "activation": "relu"},
                                    {"type": "maxpool2d", "pool_size": 2}], (1, 7, 7))

@@ -392,6 +392,22 @@ class _S1:
             yield a[:, :, full * r:], ext5[:rem, :, :, full, :ow].transpose(2, 1, 0, 3)
 
 
+def _s1_geometry(x_shape, filters, kernel, pads) -> _S1:
+    """The stride-1 layout of a convolution, with the row block :func:`_row_block` picks."""
+    out_h = x_shape[2] + sum(pads[0]) - kernel[0] + 1
+    return _S1(x_shape, filters, kernel, pads, _row_block(filters, kernel[0], out_h))
+
+
+def pools_in_place(x_shape, filters, kernel, stride, padding, pool) -> bool:
+    """Whether :func:`conv2d_forward` with ``wide_for=pool`` hands over a
+    :class:`WideOutput` for an input batch of ``x_shape`` (and so never makes its y)."""
+    kernel, stride = pair(kernel, "kernel_size"), pair(stride, "stride")
+    if stride != (1, 1):
+        return False
+    pads = resolve_padding(padding, x_shape[2:], kernel, stride)
+    return _s1_geometry(x_shape, filters, kernel, pads).pools_in_place(pair(pool, "pool_size"))
+
+
 class WideOutput:
     """A stride-1 convolution's output y (N, F, out_h, out_w) left where its product wrote
     it, for a tiled max pooling to read directly (:class:`_S1` describes the layout).
@@ -437,7 +453,7 @@ def _s1_forward(x, w_eff, bias, pads, workspace, wide_for=None):
     """Stride-1 forward: ``y`` (a :class:`WideOutput` when ``wide_for`` fits) and the cache
     (the column matrix is kept for dW)."""
     f, _, kh, kw = w_eff.shape
-    g = _S1(x.shape, f, (kh, kw), pads, _row_block(f, kh, x.shape[2] + sum(pads[0]) - kh + 1))
+    g = _s1_geometry(x.shape, f, (kh, kw), pads)
     dt = x.dtype
     flat = _buffer(workspace, "xr", (g.size + g.kw - 1,), dt, zero=True)
     g.fill_input(x, flat)
@@ -548,8 +564,7 @@ def conv2d_workspace_sizes(x_shape, filters, kernel, stride=1, padding=0, *, has
     pads = resolve_padding(padding, (h, w), (kh, kw), stride)
     f = filters
     if stride == (1, 1):
-        oh = h + sum(pads[0]) - kh + 1
-        g = _S1(x_shape, f, (kh, kw), pads, _row_block(f, kh, oh))
+        g = _s1_geometry(x_shape, f, (kh, kw), pads)
         kb, cols = g.k + has_bias, g.n * g.length
         sizes = {"xr": g.size + kw - 1, "w_ext": g.r * f * kb, "cols": kb * cols,
                  "y_ext": g.r * f * cols, "dy_ext": kw - 1 + g.r * f * cols}
