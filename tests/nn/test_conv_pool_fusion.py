@@ -62,6 +62,8 @@ def _check_same(layers, input_shape, dtype=np.float64, batches=(5, 5, 3), seed=0
             np.testing.assert_array_equal(got[3][key], ref[3][key], err_msg=key)
     assert isinstance(model._plan(False)[0], ConvThenPool)
     assert len(set(used)) == 1
+    # what dlcli shapes assumes from the shapes alone (no activation counted for the conv)
+    assert ConvThenPool.hands_over(model.layers[0], input_shape, pool) == used[-1]
     return used[-1]
 
 
