@@ -5,7 +5,9 @@ PyTorch CPU, each framework in its own fresh worker process (:mod:`benchmarks.ch
 prints one table: seconds per epoch (median and min over the repeats), samples/s, peak RSS,
 the GEMM floor (:mod:`benchmarks.gemm`, timed at the start of each repeat) and the median
 over the repeats of each dlcli epoch's fraction of its repeat's floor, and the ratio
-dlcli / PyTorch per repeat, the two epochs of a pair run back to back. Then the start-up
+dlcli / PyTorch per repeat, the two epochs of a pair run one after the other, each after a
+pause that lets the other worker's idle threads stop spinning (``benchmarks.SETTLE_S``).
+Then the start-up
 wall time of ``dlcli --help`` and ``dlcli shapes configs/lenet.yaml``. ``--quick`` uses a
 fifth of the samples and one repeat. Benchmarks print figures; nothing here asserts on time.
 """
@@ -23,7 +25,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks import workloads
+from benchmarks import settle, workloads
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -100,12 +102,14 @@ def run_workload(name, repeats, threads, quick, with_torch, limit=False) -> dict
     for r in range(repeats):
         # The floor of this repeat, timed before the pair whichever goes first (just before
         # dlcli's epoch would warm the BLAS and caches for dlcli only).
+        settle()
         floors.append(dl.ask("floor"))
         # Alternate which goes first so neither always runs on a warmer (or busier) machine.
         pair = [("dlcli", dl), ("torch", th)] if r % 2 == 0 else [("torch", th), ("dlcli", dl)]
         times = {}
         for key, worker in pair:
             if worker is not None:
+                settle()
                 times[key] = worker.ask("epoch")["epoch_s"]
                 result[key]["epoch_s"].append(times[key])
         if th is not None:

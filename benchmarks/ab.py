@@ -3,8 +3,8 @@
 Measures an engine change: the dlcli epochs of each workload at git revision ``REV`` (checked
 out into a temporary worktree) and in the working tree, each in its own
 :mod:`benchmarks.child` worker, asked for epochs in turn (old first on odd repeats, new
-first on even ones), so that each new/old ratio compares two epochs run back to back under
-the same machine conditions. Prints the epochs and the ratios; asserts nothing. ``REV``
+first on even ones, each after the pause of ``benchmarks.SETTLE_S``), so that each new/old
+ratio compares two epochs run one after the other under the same machine conditions. Prints the epochs and the ratios; asserts nothing. ``REV``
 must have ``benchmarks/child.py`` (any revision since the benchmarks exist).
 """
 
@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 
-from benchmarks import workloads
+from benchmarks import settle, workloads
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -55,6 +55,7 @@ def compare(old_root, name, repeats, threads, limit) -> dict:
         for r in range(repeats):
             order = (("old", old), ("new", new)) if r % 2 == 0 else (("new", new), ("old", old))
             for which, worker in order:
+                settle()
                 epochs[which].append(worker.ask("epoch")["epoch_s"])
     finally:
         old.close()
