@@ -50,8 +50,7 @@ def layer_table(model, batch_size: int, optimizer: dict) -> dict:
                      "output_shape": list(display_shape(out_shape)), "size": size_of(out_shape),
                      "params": params, "mult_adds": int(layer.mult_adds(in_shape)),
                      "activation": act})
-        kept += _kept_outputs(layer, in_shape, out_shape,
-                              walk[index + 1] if index + 1 < len(walk) else None)
+        kept += _kept_outputs(layer, in_shape, out_shape, walk[index + 1:index + 3])
     total = sum(r["params"] for r in rows)
     slots = optimizer_slots(optimizer, total, model.dtype)
     memory = {
@@ -69,7 +68,8 @@ def layer_table(model, batch_size: int, optimizer: dict) -> dict:
 
 
 def _kept_outputs(layer, in_shape, out_shape, following) -> int:
-    """Values per sample the layer and its activation output; a ReLU that runs after the
+    """Values per sample the layer and its activation output (``following``: the next
+    entries of ``model.shapes()``, up to two); a ReLU that runs after the
     max pooling it precedes (``PoolThenReLU``) outputs the pooled size, and a convolution
     that hands its output to that pooling in its product layout (``ConvThenPool``) makes
     none (the product's buffer is one of its workspaces)."""
@@ -77,10 +77,10 @@ def _kept_outputs(layer, in_shape, out_shape, following) -> int:
     relu = layer.activation if layer.activation is not None else layer
     own = size_of(out_shape) if layer.activation is not None else 0
     activation = size_of(out_shape)
-    if following is not None and PoolThenReLU.applies(relu, following[0]) \
-            and PoolThenReLU.covers(following[0], out_shape[1:]):
-        activation = size_of(following[2])
-    if following is not None and ConvThenPool.hands_over(layer, in_shape, following[0]):
+    if following and PoolThenReLU.applies(relu, following[0][0]) \
+            and PoolThenReLU.covers(following[0][0], out_shape[1:]):
+        activation = size_of(following[0][2])
+    if following and ConvThenPool.hands_over(layer, in_shape, [f[0] for f in following]):
         own = 0
         if layer.activation is None:
             activation = 0

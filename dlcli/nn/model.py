@@ -352,16 +352,21 @@ class ConvThenPool:
 
     @staticmethod
     def hands_over(conv, input_shape, following) -> bool:
-        """Whether ``conv`` (input ``input_shape``, batch axis excluded) followed by the layer
-        ``following`` runs fused in training: its output then only ever lives in its
-        product layout (``dlcli shapes`` counts no activation for it)."""
+        """Whether ``conv`` (input ``input_shape``, batch axis excluded) followed by the
+        layers ``following`` runs fused in training: its output then only ever lives in
+        its product layout (``dlcli shapes`` counts no activation for it). The pooling is
+        the next layer, or the one after a standalone ``relu`` activation layer."""
         from dlcli.nn.functional.conv import pools_in_place
-        if not ConvThenPool.applies(conv, following):
+        between = conv.activation
+        pool = following[0] if following else None
+        if between is None and len(following) > 1 and PoolThenReLU.applies(pool, following[1]):
+            between, pool = pool, following[1]
+        if not ConvThenPool.applies(conv, pool):
             return False
-        if conv.activation is not None and not PoolThenReLU.applies(conv.activation, following):
+        if between is not None and not PoolThenReLU.applies(between, pool):
             return False
         return pools_in_place((1, *input_shape), conv.filters, conv.kernel, conv.strides,
-                              conv.padding, following.pool)
+                              conv.padding, pool.pool)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         y = self.conv.forward(x, training, wide_for=self.pool.pool) if training \

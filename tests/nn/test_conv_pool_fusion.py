@@ -63,7 +63,7 @@ def _check_same(layers, input_shape, dtype=np.float64, batches=(5, 5, 3), seed=0
     assert isinstance(model._plan(False)[0], ConvThenPool)
     assert len(set(used)) == 1
     # what dlcli shapes assumes from the shapes alone (no activation counted for the conv)
-    assert ConvThenPool.hands_over(model.layers[0], input_shape, pool) == used[-1]
+    assert ConvThenPool.hands_over(model.layers[0], input_shape, model.layers[1:3]) == used[-1]
     return used[-1]
 
 
@@ -110,6 +110,14 @@ def test_fused_steps_equal_the_written_order(filters, kernel, shape, padding, po
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_lenet_conv1_geometry_in_both_dtypes(dtype):
     assert _check_same(_layers(8, 5), (3, 32, 32), dtype)
+
+
+def test_a_standalone_relu_layer_between_fuses_too():
+    layers = [{"type": "conv2d", "filters": 16, "kernel_size": 5},
+              {"type": "activation", "activation": "relu"},
+              {"type": "maxpool2d", "pool_size": 2},
+              {"type": "dense", "units": 3, "flatten_input": True}]
+    assert _check_same(layers, (8, 14, 14))
 
 
 def test_flipped_kernels_and_no_bias():

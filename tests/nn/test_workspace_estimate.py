@@ -155,6 +155,11 @@ def test_kept_activations_count_a_relu_after_its_pool_at_the_pooled_size():
     model = Model.from_config(plain, (3, 32, 32), np.float32)
     assert layer_table(model, 1, {"type": "sgd"})["memory_bytes"]["activations"] == \
         (3 * 32 * 32 + 8 * 14 * 14) * 4
+    # A standalone relu layer between: fused too (the ReLU runs on the pooled values)
+    apart = [plain[0], {"type": "activation", "activation": "relu"}, LENET[1]]
+    model = Model.from_config(apart, (3, 32, 32), np.float32)
+    assert layer_table(model, 1, {"type": "sgd"})["memory_bytes"]["activations"] == \
+        (3 * 32 * 32 + 8 * 14 * 14 + 8 * 14 * 14) * 4
     # a 7x7 map under 2x2 pooling is not covered: the ReLU keeps its place and its size
     uncovered = Model.from_config([{"type": "activation", "activation": "relu"},
                                    {"type": "maxpool2d", "pool_size": 2}], (1, 7, 7))
