@@ -3,10 +3,14 @@
 Each of LeNet's conv2d (stride-1 path) and 2x2 max-pooling layers on a batch of 64, forward
 and backward, timed alone: dlcli's functional code (:mod:`dlcli.nn.functional`) with its
 reused workspace, and ``torch.nn.functional`` (when torch imports) with the same thread
-count, each library in phases of its own that alternate (see :func:`_phases`). The convolution's
-backward is timed as dlcli runs it: no input gradient for conv1 (the first layer), and the
-PyTorch figure is forward + backward less its forward. Prints medians in ms; asserts
-nothing. ``--threads N`` pins both (threadpoolctl, ``torch.set_num_threads``).
+count, each library in phases of its own that alternate (see :func:`_phases`). dlcli's
+layers run unfused here: the convolution's forward includes the copy into (N, F, H, W) and
+the pooling reads that copy, which training skips (``ConvThenPool``). The convolution's
+backward is timed as dlcli runs it: no input gradient for conv1 (the first layer). PyTorch's
+backward figures are forward + backward less a forward under ``no_grad``; a forward that
+records for autograd costs a little more, so they slightly overstate its backward. Prints
+medians in ms; asserts nothing. ``--threads N`` pins both (threadpoolctl,
+``torch.set_num_threads``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 
 import numpy as np
 
+from benchmarks import settle
 from dlcli.nn.functional import conv as F
 from dlcli.nn.functional import pooling as P
 
@@ -38,7 +43,7 @@ def _phases(groups: list[dict], rounds: int = 6, samples: int = 7) -> dict:
     times = {name: [] for group in groups for name in group}
     for r in range(rounds):
         for group in (groups if r % 2 == 0 else groups[::-1]):
-            time.sleep(0.3)
+            settle()
             for fn in group.values():  # warm-up: buffers, thread wake-up
                 fn()
             for _ in range(samples):
@@ -49,13 +54,13 @@ def _phases(groups: list[dict], rounds: int = 6, samples: int = 7) -> dict:
     return {name: _median_ms(t) for name, t in times.items()}
 
 
-def _torch_side(torch, x, w, b, dy, need_input_grad, pooled_dy):
+def _torch_side(torch, x, w, b, y, dy, need_input_grad, pooled_dy):
     tf = torch.nn.functional
     xt = torch.from_numpy(x).requires_grad_(need_input_grad)
     wt = torch.from_numpy(w).requires_grad_(True)
     bt = torch.from_numpy(b).requires_grad_(True)
     dyt = torch.from_numpy(dy)
-    yt = torch.from_numpy(np.ascontiguousarray(dy)).requires_grad_(True)
+    yt = torch.from_numpy(y).requires_grad_(True)
     pdy = torch.from_numpy(pooled_dy)
 
     def conv_forward():
@@ -119,7 +124,7 @@ def main() -> None:
             }
             groups = [fns]
             if torch is not None:
-                groups.append(_torch_side(torch, x, w, b, dy, need, pooled_dy))
+                groups.append(_torch_side(torch, x, w, b, y, dy, need, pooled_dy))
             ms = _phases(groups)
             for kind in ("conv", "pool"):
                 fwd, bwd = ms[f"{kind} forward"], ms[f"{kind} backward"]

@@ -12,7 +12,8 @@ Notation (notes, chapter 3): input ``n x n``, kernel ``f x f``, padding ``p``, s
 
 Speed: one im2col copy and one GEMM per pass, over the whole batch. Stride-1 convolutions
 (:class:`_S1`) build their columns from long contiguous runs: each output row is computed at
-the full padded width (the extra columns are garbage, dropped in the copy out), and R output
+the full padded width (the extra columns are garbage, dropped in the copy out or skipped by a
+pooling's view), and R output
 rows share a column so a layer with few filters still gets a product with ~32 output rows.
 The bias rides in the product (a row of ones), and the input gradient puts the kernel's
 horizontal offsets into its product's depth (:func:`_s1_input_grad`), leaving kh adds of
@@ -414,8 +415,8 @@ class WideOutput:
 
     The pooling takes its window planes from :meth:`pool_planes` instead of from y, and
     writes its gradient through :meth:`grad_planes` into the buffer the convolution's
-    backward reads, handing back :meth:`gradient`: the copy into y and the copy of dy out
-    of it are never made (LeNet: about 0.4 ms of a 9 ms training step). Only
+    backward reads, handing back :meth:`gradient`: the copy into y and the copy of dy into
+    the product layout are never made (LeNet: about 0.4 ms of a 9 ms training step). Only
     :func:`conv2d_forward` with ``wide_for`` makes one, when the layout allows it.
     """
 

@@ -19,6 +19,8 @@ Max pooling with tiling windows (stride = pool, no padding) first copies each wi
 into its own contiguous plane: NumPy copies strided data fast but runs ufuncs on it several
 times slower than on contiguous data, so all the comparisons then run on contiguous planes
 (LeNet's 2x2 pool of 64x8x28x28 float32: forward 0.57 -> 0.44 ms in a training step).
+That path also takes a convolution's ``WideOutput`` (``dlcli.nn.functional.conv``): it
+gathers the planes from the convolution's product layout, and its backward writes dx there.
 """
 
 from __future__ import annotations
