@@ -162,7 +162,7 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
     # max pooling that read its convolution's output in the product layout (ConvThenPool).
     plan = model._plan(model.fused_output)
     fused_with = {id(op.pool): op.conv.name for op in plan
-                  if isinstance(op, ConvThenPool) and op.pool._wide is not None}
+                  if isinstance(op, ConvThenPool) and op.pool.read_in_place}
     plan = [op.after if isinstance(op, ConvThenPool) else op for op in plan]
     runs_after = {id(op.relu): op.pool.name for op in plan
                   if isinstance(op, PoolThenReLU) and op.swapped}

@@ -52,7 +52,7 @@ def _check_same(layers, input_shape, dtype=np.float64, batches=(5, 5, 3), seed=0
         dy = rng.standard_normal((n, *model.output_shape)).astype(dtype)
         ref = _run(written_order, twin, x, dy)
         got = _run(planned, model, x, dy)
-        used.append(pool._wide is not None and handed_back[-1])
+        used.append(pool.read_in_place and handed_back[-1])
         assert used[-1] == handed_back[-1]  # both directions in place, or neither
         np.testing.assert_array_equal(got[0], ref[0])
         np.testing.assert_array_equal(got[1], ref[1])
@@ -158,9 +158,9 @@ def test_evaluation_and_forward_to_get_plain_arrays():
     x = np.random.default_rng(1).standard_normal((4, 3, 32, 32)).astype(np.float32)
     pool = model.layers[1]
     evaluated = model.forward(x)
-    assert pool._wide is None
+    assert not pool.read_in_place
     trained = model.forward(x, training=True)
-    assert pool._wide is not None
+    assert pool.read_in_place
     np.testing.assert_array_equal(evaluated, trained)
     conv_out = model.forward_to(x, model.layers[0].name, training=True)
     assert isinstance(conv_out, np.ndarray) and conv_out.shape == (4, 8, 28, 28)

@@ -86,6 +86,11 @@ class MaxPool2D(_Pool2D):
             return None
         return P.argmax_to_indices(self.argmax, self.forward_input_hw, *self._args())
 
+    @property
+    def read_in_place(self) -> bool:
+        """Whether the last forward read a convolution's output in its product layout."""
+        return self._wide is not None
+
     def workspace_bytes(self, input_shape, batch, itemsize, need_input_grad=True) -> int:
         return P.maxpool2d_workspace_bytes((batch, *input_shape), *self._args(), itemsize,
                                            backward=need_input_grad)
