@@ -11,6 +11,10 @@ backward figures are forward + backward less a forward under ``no_grad``; a forw
 records for autograd costs a little more, so they slightly overstate its backward. Prints
 medians in ms; asserts nothing. ``--threads N`` pins both (threadpoolctl,
 ``torch.set_num_threads``).
+
+``--parts`` times the pieces of dlcli's stride-1 convolution instead (see :func:`_parts`):
+where a convolution's milliseconds go, against the plain im2col product of the same
+convolution, which does only its multiply-adds.
 """
 
 from __future__ import annotations
@@ -83,14 +87,58 @@ def _torch_side(torch, x, w, b, y, dy, need_input_grad, pooled_dy):
             "torch pool forward": pool_forward, "torch pool fwd+bwd": pool_both}
 
 
+def _parts(x, w, b, dy, need_input_grad) -> dict:
+    """The pieces of one training step of :func:`dlcli.nn.functional.conv.conv2d_forward` /
+    ``conv2d_backward`` on the stride-1 path, each run alone on the buffers a real call left
+    in the workspace, and the plain im2col products of the same convolution on contiguous
+    operands ("least work": (F, C*kh*kw) x (C*kh*kw, N*out_h*out_w) forward, and the weight
+    gradient's product of the same size)."""
+    ws = {}
+    _, cache = F.conv2d_forward(x, w, b, workspace=ws)
+    F.conv2d_backward(dy, cache, need_input_grad=need_input_grad, workspace=ws)
+    g = cache["s1"]
+    flat, cols, w_ext, ext = ws["xr"], ws["cols"], ws["w_ext"], ws["y_ext"]
+    y = np.empty(dy.shape, dy.dtype)
+    col_view = cols[:g.k].reshape(g.c, g.a, g.r, g.kw, g.n, g.length)
+    plain_k, plain_cols = g.c * g.kh * g.kw, g.n * g.oh * g.ow
+    rng = np.random.default_rng(1)
+    w2 = rng.standard_normal((g.f, plain_k)).astype(x.dtype)
+    c2 = rng.standard_normal((plain_k, plain_cols)).astype(x.dtype)
+    out2 = np.empty((g.f, plain_cols), x.dtype)
+    dyp = rng.standard_normal((g.f, plain_cols)).astype(x.dtype)
+    parts = {
+        f"forward: input into the row-blocked buffer (R = {g.r})": lambda: g.fill_input(x, flat),
+        f"forward: column copy ({cols.shape[0]} x {cols.shape[1]})":
+            lambda: np.copyto(col_view, g.columns(flat)),
+        f"forward: product ({w_ext.shape[0]} x {w_ext.shape[1]}) @ cols":
+            lambda: np.matmul(w_ext, cols, out=ext),
+        "forward: copy into (N, F, H, W) (skipped when a pooling is fused)":
+            lambda: g.copy_out(ext, y),
+        "backward: weight-gradient product": lambda: cols @ ext.T,
+        f"plain im2col forward product ({g.f} x {plain_k}) @ ({plain_k} x {plain_cols})":
+            lambda: np.matmul(w2, c2, out=out2),
+        "plain im2col weight-gradient product": lambda: dyp @ c2.T,
+    }
+    if need_input_grad:
+        dy_flat = ws["dy_wide"] if g.r != 1 else ws["dy_ext"]
+        parts["backward: input gradient (shifted copy, product, adds, crop)"] = \
+            lambda: F._s1_input_grad(dy_flat, cache["w_eff"], g, ws)
+    return parts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--parts", action="store_true",
+                        help="time the pieces of dlcli's stride-1 convolutions instead")
     args = parser.parse_args()
-    try:
-        import torch
-    except ImportError:
+    if args.parts:
         torch = None
+    else:
+        try:
+            import torch
+        except ImportError:
+            torch = None
     limit = contextlib.nullcontext()
     if args.threads:
         from threadpoolctl import threadpool_limits
@@ -104,11 +152,18 @@ def main() -> None:
             torch.set_num_threads(threads[0])
     rng = np.random.default_rng(0)
     with limit:
-        print(f"{'layer':8s} {'pass':9s} {'dlcli ms':>9s} {'torch ms':>9s}")
+        if not args.parts:
+            print(f"{'layer':8s} {'pass':9s} {'dlcli ms':>9s} {'torch ms':>9s}")
         for name, c, f, size, need in CONVS:
             x = rng.standard_normal((BATCH, c, size, size)).astype(np.float32)
             w = (rng.standard_normal((f, c, KERNEL, KERNEL)) * 0.1).astype(np.float32)
             b = np.zeros(f, np.float32)
+            if args.parts:
+                out = size - KERNEL + 1
+                dy = rng.standard_normal((BATCH, f, out, out)).astype(np.float32)
+                for part, ms in _phases([_parts(x, w, b, dy, need)]).items():
+                    print(f"{name}  {part:75s} {ms:7.3f} ms")
+                continue
             conv_ws, pool_ws = {}, {}
             y, cache = F.conv2d_forward(x, w, b, workspace=conv_ws)
             dy = rng.standard_normal(y.shape).astype(np.float32)
