@@ -95,10 +95,12 @@ def main(argv=None) -> int:
         profiles.append(run_once(args.config, args.batches, args.threads, args.sets))
     profiles.sort(key=lambda p: p["step_ms"])
     median = profiles[(len(profiles) - 1) // 2]
-    blas = median["blas"]
+    blas = median["blas"]  # kernel and threads are None without threadpoolctl
+    threads = blas.get("threads") or args.threads
     print(f"{args.config}: {args.runs} runs of `dlcli time` ({args.batches} steps of batch "
-          f"{median['batch_size']}, {median['dtype']}), BLAS {blas.get('library')} "
-          f"({blas.get('kernel')}), {blas.get('threads')} threads")
+          f"{median['batch_size']}, {median['dtype']}), BLAS {blas.get('library')}"
+          + (f" ({blas['kernel']})" if blas.get("kernel") else "")
+          + (f", {threads} thread{'s' if threads != 1 else ''}" if threads else ""))
     print("step ms per run, sorted: " + " ".join(f"{p['step_ms']:.3f}" for p in profiles))
     print(f"the median run ({median['step_ms']:.3f} ms per step, "
           f"{median['samples_per_s']:,.0f} samples/s):\n")
