@@ -13,8 +13,8 @@ medians in ms; asserts nothing. ``--threads N`` pins both (threadpoolctl,
 ``torch.set_num_threads``).
 
 ``--parts`` times the pieces of dlcli's stride-1 convolution instead (see :func:`_parts`):
-where a convolution's milliseconds go, against the plain im2col product of the same
-convolution, which does only its multiply-adds.
+where a convolution's milliseconds go, against the plain im2col products of the same
+convolution, which do only its multiply-adds.
 """
 
 from __future__ import annotations
@@ -87,12 +87,15 @@ def _torch_side(torch, x, w, b, y, dy, need_input_grad, pooled_dy):
             "torch pool forward": pool_forward, "torch pool fwd+bwd": pool_both}
 
 
-def _parts(x, w, b, dy, need_input_grad) -> dict:
-    """The pieces of one training step of :func:`dlcli.nn.functional.conv.conv2d_forward` /
-    ``conv2d_backward`` on the stride-1 path, each run alone on the buffers a real call left
-    in the workspace, and the plain im2col products of the same convolution on contiguous
-    operands ("least work": (F, C*kh*kw) x (C*kh*kw, N*out_h*out_w) forward, and the weight
-    gradient's product of the same size)."""
+def _parts(x, w, b, dy, need_input_grad) -> list[dict]:
+    """Two groups of callables for :func:`_phases`: the pieces of one training step of
+    :func:`dlcli.nn.functional.conv.conv2d_forward` / ``conv2d_backward`` on the stride-1
+    path, each run alone on the buffers a real call left in the workspace, one after another
+    (so each starts with the caches the pieces before it left, roughly as in a step); and,
+    in phases of their own so that their arrays do not disturb the first group, the plain
+    im2col products of the same convolution on contiguous random operands ((F, C*kh*kw) x
+    (C*kh*kw, N*out_h*out_w) forward, and the weight gradient's product of the same size).
+    The plain layout's column copy is not timed."""
     ws = {}
     _, cache = F.conv2d_forward(x, w, b, workspace=ws)
     F.conv2d_backward(dy, cache, need_input_grad=need_input_grad, workspace=ws)
@@ -100,13 +103,7 @@ def _parts(x, w, b, dy, need_input_grad) -> dict:
     flat, cols, w_ext, ext = ws["xr"], ws["cols"], ws["w_ext"], ws["y_ext"]
     y = np.empty(dy.shape, dy.dtype)
     col_view = cols[:g.k].reshape(g.c, g.a, g.r, g.kw, g.n, g.length)
-    plain_k, plain_cols = g.c * g.kh * g.kw, g.n * g.oh * g.ow
-    rng = np.random.default_rng(1)
-    w2 = rng.standard_normal((g.f, plain_k)).astype(x.dtype)
-    c2 = rng.standard_normal((plain_k, plain_cols)).astype(x.dtype)
-    out2 = np.empty((g.f, plain_cols), x.dtype)
-    dyp = rng.standard_normal((g.f, plain_cols)).astype(x.dtype)
-    parts = {
+    pieces = {
         f"forward: input into the row-blocked buffer (R = {g.r})": lambda: g.fill_input(x, flat),
         f"forward: column copy ({cols.shape[0]} x {cols.shape[1]})":
             lambda: np.copyto(col_view, g.columns(flat)),
@@ -114,16 +111,25 @@ def _parts(x, w, b, dy, need_input_grad) -> dict:
             lambda: np.matmul(w_ext, cols, out=ext),
         "forward: copy into (N, F, H, W) (skipped when a pooling is fused)":
             lambda: g.copy_out(ext, y),
-        "backward: weight-gradient product": lambda: cols @ ext.T,
-        f"plain im2col forward product ({g.f} x {plain_k}) @ ({plain_k} x {plain_cols})":
-            lambda: np.matmul(w2, c2, out=out2),
-        "plain im2col weight-gradient product": lambda: dyp @ c2.T,
+        "backward: weight-gradient product (without the fold of the zero taps)":
+            lambda: cols @ ext.T,
     }
     if need_input_grad:
         dy_flat = ws["dy_wide"] if g.r != 1 else ws["dy_ext"]
-        parts["backward: input gradient (shifted copy, product, adds, crop)"] = \
+        pieces["backward: input gradient (shifted copy, product, adds, crop)"] = \
             lambda: F._s1_input_grad(dy_flat, cache["w_eff"], g, ws)
-    return parts
+    plain_k, plain_cols = g.c * g.kh * g.kw, g.n * g.oh * g.ow
+    rng = np.random.default_rng(1)
+    w2 = rng.standard_normal((g.f, plain_k)).astype(x.dtype)
+    c2 = rng.standard_normal((plain_k, plain_cols)).astype(x.dtype)
+    out2 = np.empty((g.f, plain_cols), x.dtype)
+    dy2 = rng.standard_normal((g.f, plain_cols)).astype(x.dtype)
+    plain = {
+        f"plain im2col forward product ({g.f} x {plain_k}) @ ({plain_k} x {plain_cols})":
+            lambda: np.matmul(w2, c2, out=out2),
+        "plain im2col weight-gradient product": lambda: dy2 @ c2.T,
+    }
+    return [pieces, plain]
 
 
 def main() -> None:
@@ -152,7 +158,9 @@ def main() -> None:
             torch.set_num_threads(threads[0])
     rng = np.random.default_rng(0)
     with limit:
-        if not args.parts:
+        if args.parts:
+            print("dlcli's stride-1 convolutions on LeNet's shapes, batch 64, median ms")
+        else:
             print(f"{'layer':8s} {'pass':9s} {'dlcli ms':>9s} {'torch ms':>9s}")
         for name, c, f, size, need in CONVS:
             x = rng.standard_normal((BATCH, c, size, size)).astype(np.float32)
@@ -161,7 +169,7 @@ def main() -> None:
             if args.parts:
                 out = size - KERNEL + 1
                 dy = rng.standard_normal((BATCH, f, out, out)).astype(np.float32)
-                for part, ms in _phases([_parts(x, w, b, dy, need)]).items():
+                for part, ms in _phases(_parts(x, w, b, dy, need)).items():
                     print(f"{name}  {part:75s} {ms:7.3f} ms")
                 continue
             conv_ws, pool_ws = {}, {}
