@@ -68,7 +68,7 @@ def table(profile: dict) -> str:
     lines = ["| op | type | forward ms | backward ms | total ms | share |",
              "|---|---|---|---|---|---|"]
     for row in profile["rows"]:
-        if row["total_ms"] == 0.0 and row.get("fused_into_loss"):
+        if row.get("fused_into_loss"):
             continue  # the output activation the loss computes: its time is the loss's
         kind = row["type"] + (f", fused with {row['fused_with']}" if row.get("fused_with") else "")
         if row.get("runs_after"):
