@@ -27,6 +27,7 @@ import numpy as np
 
 from benchmarks import settle
 from dlcli.nn.functional import conv as F
+from dlcli.nn.functional import conv_stride1 as S1
 from dlcli.nn.functional import pooling as P
 
 # (name, input channels, filters, input size, whether the input gradient is needed)
@@ -117,7 +118,7 @@ def _parts(x, w, b, dy, need_input_grad) -> list[dict]:
     if need_input_grad:
         dy_flat = ws["dy_wide"] if g.r != 1 else ws["dy_ext"]
         pieces["backward: input gradient (shifted copy, product, adds, crop)"] = \
-            lambda: F._s1_input_grad(dy_flat, cache["w_eff"], g, ws)
+            lambda: S1._s1_input_grad(dy_flat, cache["w_eff"], g, ws)
     plain_k, plain_cols = g.c * g.kh * g.kw, g.n * g.oh * g.ow
     rng = np.random.default_rng(1)
     w2 = rng.standard_normal((g.f, plain_k)).astype(x.dtype)
