@@ -2,6 +2,7 @@
 
 import contextlib
 import datetime
+import functools
 import json
 import os
 import pathlib
@@ -292,14 +293,27 @@ def open_resume(run_dir, config: Config | None, overrides, allow_change: bool):
     return new, differences
 
 
-def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=False,
-          quiet=False, resume: bool = False, changes: list[str] = ()) -> dict:
+def train(config: Config, **options) -> dict:
     """Train ``config`` into a new run directory, or continue ``run_dir`` when ``resume``.
 
-    ``changes``: the config differences the user allowed on resume (from ``open_resume``).
+    ``options``: ``run_dir``, ``seed``, ``console``, ``interactive``, ``quiet``, ``resume``
+    and ``changes`` (the config differences the user allowed on resume, from
+    ``open_resume``). With ``training.parallel`` or under an MPI launcher the run is
+    data-parallel (``dlcli.parallel``): rank 0 runs it here, the other ranks follow.
 
     Returns the summary also written to ``summary.json``.
     """
+    from dlcli.parallel import plan as parallel_plan
+    par = parallel_plan(config)
+    if par is None:
+        return _train(config, None, **options)
+    from dlcli.parallel.follower import follow
+    return par.run(lambda: _train(config, par, **options),
+                   lambda: follow(config, par, **options))
+
+
+def _train(config: Config, par, *, run_dir=None, seed=None, console=None, interactive=False,
+           quiet=False, resume: bool = False, changes: list[str] = ()) -> dict:
     from dlcli.train.callbacks import Checkpointer, EarlyStopping, MetricsLogger, Monitor
     from dlcli.train.io import remove_stale_temporaries
     from dlcli.train.progress import Progress
@@ -310,7 +324,7 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
     seed = config["seed"]
     prep = prepare(config, seed)
     model, loss, task, splits = prep.model, prep.loss, prep.task, prep.splits
-    warnings = list(prep.warnings)
+    warnings = list(prep.warnings) + (par.notes if par is not None else [])
     dtype = model.dtype
     optimizer, train_rng = initialize(config, model, seed)
     init_from = config["model"]["init_from"]
@@ -360,11 +374,12 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
     if training.get("schedule"):
         from dlcli.schedules import make_schedule
         schedule = make_schedule(training["schedule"], optimizer.lr, training["epochs"])
-    trainer = Trainer(model, loss, optimizer, task=task, batch_size=training["batch_size"],
-                      epochs=training["epochs"], rng=train_rng, shuffle=training["shuffle"],
-                      n_classes=splits.n_classes,
-                      clip_norm=training["clip_norm"], clip_value=training["clip_value"],
-                      schedule=schedule)
+    make = Trainer if par is None else functools.partial(par.make_trainer, seed=seed)
+    trainer = make(model, loss, optimizer, task=task, batch_size=training["batch_size"],
+                   epochs=training["epochs"], rng=train_rng, shuffle=training["shuffle"],
+                   n_classes=splits.n_classes,
+                   clip_norm=training["clip_norm"], clip_value=training["clip_value"],
+                   schedule=schedule)
     normalizer_state = splits.normalizer.state()
     with RunLock(run_dir) as lock:
         if lock.taken_over is not None:
@@ -376,6 +391,8 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
         if resume:
             path, parts, fallbacks = ckpt.load_latest(run_dir / "checkpoints")
             warnings += fallbacks
+            if par is not None:
+                par.share(parts)  # the other ranks continue from rank 0's checkpoint
             ckpt.check_matches(parts["model"], model.expected_state(), str(path))
             model.load_state_dict(parts["model"])
             try:
