@@ -85,7 +85,7 @@ def prepare(config: Config, seed: int | None = None, *, data=True) -> Prepared:
             f"{output_activation_name(model)}", file=config.source)
     warnings += pairing_warnings(task, output_activation_name(model), loss.name)
     if task == "reconstruction":
-        from dlcli.reconstruction import overcomplete_warnings
+        from dlcli.use.reconstruction import overcomplete_warnings
         warnings += overcomplete_warnings(model)
     return Prepared(config, splits, model, loss, task, warnings)
 
@@ -372,7 +372,7 @@ def _train(config: Config, par, *, run_dir=None, seed=None, console=None, intera
 
     schedule = None
     if training.get("schedule"):
-        from dlcli.schedules import make_schedule
+        from dlcli.nn.optim.schedules import make_schedule
         schedule = make_schedule(training["schedule"], optimizer.lr, training["epochs"])
     make = Trainer if par is None else functools.partial(par.make_trainer, seed=seed)
     trainer = make(model, loss, optimizer, task=task, batch_size=training["batch_size"],
