@@ -38,7 +38,7 @@ def follow(config, plan, *, seed=None, resume=False, **_ignored) -> dict:
                       (training["early_stopping"] or {}).get("min_delta", 0.0))
     schedule = None
     if training.get("schedule"):
-        from dlcli.schedules import make_schedule
+        from dlcli.nn.optim.schedules import make_schedule
         schedule = make_schedule(training["schedule"], optimizer.lr, training["epochs"])
     trainer = plan.make_trainer(
         model, loss, optimizer, task=task, batch_size=training["batch_size"],
