@@ -15,7 +15,7 @@ import numpy as np
 def follow(config, plan, *, seed=None, resume=False, **_ignored) -> dict:
     from dlcli.train import checkpoint as ckpt
     from dlcli.train import session
-    from dlcli.train.callbacks import EarlyStopping, Monitor
+    from dlcli.train.callbacks import EarlyStopping
 
     if seed is not None:
         config.data["seed"] = seed
@@ -31,11 +31,7 @@ def follow(config, plan, *, seed=None, resume=False, **_ignored) -> dict:
     x_val = splits.x_val.astype(dtype, copy=False)
     y_train, y_val, _ = session.targets(splits, task, dtype, loss)
     training = config["training"]
-    name = training["monitor"]
-    if name == "auto":
-        name = "val_loss" if len(x_val) else "loss"
-    monitor = Monitor(name, training["monitor_mode"],
-                      (training["early_stopping"] or {}).get("min_delta", 0.0))
+    monitor = session._monitor(config, task, bool(len(x_val)))
     schedule = None
     if training.get("schedule"):
         from dlcli.nn.optim.schedules import make_schedule
