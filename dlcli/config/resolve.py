@@ -242,7 +242,7 @@ def _optimizer(v, value, path, present):
 def _schedule(v, value, path, present):
     if value is None:
         return None
-    from dlcli.nn.optim.schedules import validate_schedule
+    from dlcli.config.schedule import validate_schedule
     resolved, errors = validate_schedule(value)
     for sub, message in errors:
         v.error(path + sub, message)

@@ -14,28 +14,28 @@ import numpy as np
 
 def follow(config, plan, *, seed=None, resume=False, **_ignored) -> dict:
     from dlcli.train import checkpoint as ckpt
-    from dlcli.train import session
+    from dlcli.train import build
+    from dlcli.train.signals import interrupt_handlers
     from dlcli.train.callbacks import EarlyStopping
 
     if seed is not None:
         config.data["seed"] = seed
     seed = config["seed"]
-    prep = session.prepare(config, seed)
+    prep = build.prepare(config, seed)
     model, loss, task, splits = prep.model, prep.loss, prep.task, prep.splits
-    optimizer, train_rng = session.initialize(config, model, seed)
+    optimizer, train_rng = build.initialize(config, model, seed)
     init_from = config["model"]["init_from"]
     if init_from and not resume:
         model.load_state_dict(ckpt.load(config.base_dir / init_from, verified=None)["model"])
     dtype = model.dtype
     x_train = splits.x_train.astype(dtype, copy=False)
     x_val = splits.x_val.astype(dtype, copy=False)
-    y_train, y_val, _ = session.targets(splits, task, dtype, loss)
+    y_train, y_val, _ = build.targets(splits, task, dtype, loss)
     training = config["training"]
-    monitor = session._monitor(config, task, bool(len(x_val)))
+    monitor = build.make_monitor(config, task, bool(len(x_val)))
     schedule = None
     if training.get("schedule"):
-        from dlcli.nn.optim.schedules import make_schedule
-        schedule = make_schedule(training["schedule"], optimizer.lr, training["epochs"])
+        schedule = build.make_schedule(training["schedule"], optimizer.lr, training["epochs"])
     trainer = plan.make_trainer(
         model, loss, optimizer, task=task, batch_size=training["batch_size"],
         epochs=training["epochs"], rng=train_rng, shuffle=training["shuffle"],
@@ -51,6 +51,6 @@ def follow(config, plan, *, seed=None, resume=False, **_ignored) -> dict:
     if training["early_stopping"]:
         callbacks.append(EarlyStopping(monitor, training["early_stopping"]["patience"]))
     trainer.callbacks = callbacks
-    with session.interrupt_handlers(trainer), np.errstate(all="ignore"):
+    with interrupt_handlers(trainer), np.errstate(all="ignore"):
         trainer.fit(x_train, y_train, x_val, y_val)
     raise SystemExit(0)  # rank 0 reports the run

@@ -7,9 +7,13 @@ import numpy as np
 
 from dlcli.config.resolve import Config, build_model, compute_dtype, infer_task, \
     pairing_warnings, to_internal_shape
+from dlcli.config.rules import unknown_key_message
+from dlcli.config.schedule import validate_schedule
 from dlcli.errors import ConfigError, DataError
 from dlcli.nn.layers.base import display_shape, size_of
-from dlcli.registry import LOSSES, OPTIMIZERS
+from dlcli.registry import LOSSES, OPTIMIZERS, SCHEDULES
+from dlcli.train.callbacks import Monitor
+from dlcli.train.metrics import monitorable
 
 
 @dataclass
@@ -130,6 +134,58 @@ def targets(splits, task, dtype, loss=None):
         k = len(splits.class_names)
         out = [one_hot(y, k, dtype=dtype) for y in out]
     return out
+
+
+def make_schedule(spec, base_lr: float, total_epochs: int | None = None):
+    """Return ``lr(epoch) -> float`` for a (validated) schedule spec and the optimizer's lr.
+
+    ``epoch`` is 0-based. ``total_epochs`` (``training.epochs``) fills cosine's ``t_max``
+    when it is null: the epochs left after warm-up. Raises ConfigError (every problem, with
+    its ``training.schedule.<key>`` path) for a spec that :func:`validate_schedule` rejects.
+    """
+    resolved, errors = validate_schedule(spec)
+    if errors:
+        raise ConfigError([(".".join(["training.schedule", *map(str, path)]), message)
+                           for path, message in errors])
+    params = dict(resolved)
+    kind = params.pop("type")
+    warmup = int(params.pop("warmup_epochs", 0))
+    base_lr = float(base_lr)
+    if kind == "cosine" and params.get("t_max") is None:
+        if total_epochs is None:
+            raise ConfigError([("training.schedule.t_max", "required key is missing (no "
+                                "epoch count to default it from)")])
+        params["t_max"] = max(1, int(total_epochs) - warmup)
+    function = SCHEDULES.get(kind)
+
+    def lr(epoch: int) -> float:
+        epoch = int(epoch)
+        if epoch < 0:
+            raise ValueError(f"epoch index must be >= 0, got {epoch}")
+        if epoch < warmup:
+            return base_lr * (epoch + 1) / warmup
+        return function(epoch - warmup, base_lr=base_lr, **params)
+
+    return lr
+
+
+def make_monitor(config: Config, task: str, has_validation: bool) -> Monitor:
+    """The metric that picks the best checkpoint (and early stopping), checked against what
+    a run of this task logs."""
+    training = config["training"]
+    monitor_name = training["monitor"]
+    if monitor_name == "auto":
+        monitor_name = "val_loss" if has_validation else "loss"
+    if monitor_name.startswith("val_") and not has_validation:
+        raise ConfigError(f"training.monitor: {monitor_name!r} needs a validation split; set "
+                          "data.validation_split above 0 or monitor 'loss'", file=config.source)
+    known = monitorable(task, has_validation)
+    if monitor_name not in known:
+        hint = unknown_key_message(monitor_name, known).replace("unknown key", "")
+        raise ConfigError(f"training.monitor: {task} runs log no metric {monitor_name!r}"
+                          f"{hint}", file=config.source)
+    return Monitor(monitor_name, training["monitor_mode"],
+                   (training["early_stopping"] or {}).get("min_delta", 0.0))
 
 
 # ---- autoencoders (notes 4.1.1) ---------------------------------------------------------

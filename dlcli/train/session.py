@@ -1,7 +1,6 @@
 """One training run from a validated config: build it, open its run directory, run the
 loop with its callbacks, write its summary."""
 
-import contextlib
 import functools
 import pathlib
 import signal
@@ -11,49 +10,22 @@ import numpy as np
 import yaml
 
 from dlcli.config.resolve import Config
-from dlcli.config.rules import unknown_key_message
-from dlcli.errors import ConfigError, DataError, RunInterrupted, TrainingError
+from dlcli.errors import DataError, RunInterrupted, TrainingError
 from dlcli.nn.layers.base import display_shape
-from dlcli.nn.optim.schedules import make_schedule
 from dlcli.train import checkpoint as ckpt
 # Re-exported: building a run and its directory are imported from here by inspect/ and use/.
-from dlcli.train.build import (Prepared, initialize, make_loss, output_activation_name,  # noqa: F401
-                               prepare, targets)
-from dlcli.train.callbacks import Checkpointer, EarlyStopping, MetricsLogger, Monitor
+from dlcli.train.build import (Prepared, initialize, make_loss, make_monitor,  # noqa: F401
+                               make_schedule, output_activation_name, prepare, targets)
+from dlcli.train.callbacks import Checkpointer, EarlyStopping, MetricsLogger
 from dlcli.train.diagnostics import Diagnostics
 from dlcli.train.io import read_jsonl, remove_stale_temporaries, truncate_jsonl, write_json, \
     write_text
-from dlcli.train.metrics import monitorable
 from dlcli.train.progress import Progress
 from dlcli.train.rundir import (RUN_FILLED, RunLock, check_same_normalizer,  # noqa: F401
                                 config_differences, new_run_dir, open_resume, stored_config,
                                 write_summary)
+from dlcli.train.signals import interrupt_handlers
 from dlcli.train.trainer import Interrupted, Trainer
-
-
-@contextlib.contextmanager
-def interrupt_handlers(trainer):
-    """SIGINT/SIGTERM ask the trainer to stop after the current step (a second SIGINT stops
-    at once). SIGXFSZ is ignored so that a file-size limit surfaces as an OSError."""
-    def request(signum, frame):
-        if trainer.interrupt_signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        trainer.interrupt_signal = signum
-
-    previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[signum] = signal.signal(signum, request)
-        except ValueError:  # not the main thread
-            pass
-    if hasattr(signal, "SIGXFSZ"):
-        with contextlib.suppress(ValueError):
-            previous[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def train(config: Config, **options) -> dict:
@@ -96,7 +68,7 @@ def _train(config: Config, par, *, run_dir=None, seed=None, console=None, intera
     x_val = splits.x_val.astype(dtype, copy=False)
     y_train, y_val, _ = targets(splits, task, dtype, loss)
     training = config["training"]
-    monitor = _monitor(config, task, bool(len(x_val)))
+    monitor = make_monitor(config, task, bool(len(x_val)))
     run_dir = _open_run_dir(config, run_dir, resume)
 
     schedule = None
@@ -164,25 +136,6 @@ def _train(config: Config, par, *, run_dir=None, seed=None, console=None, intera
     summary["warnings"] = warnings
     summary["history"] = history
     return summary
-
-
-def _monitor(config: Config, task: str, has_validation: bool) -> Monitor:
-    """The metric that picks the best checkpoint (and early stopping), checked against what
-    a run of this task logs."""
-    training = config["training"]
-    monitor_name = training["monitor"]
-    if monitor_name == "auto":
-        monitor_name = "val_loss" if has_validation else "loss"
-    if monitor_name.startswith("val_") and not has_validation:
-        raise ConfigError(f"training.monitor: {monitor_name!r} needs a validation split; set "
-                          "data.validation_split above 0 or monitor 'loss'", file=config.source)
-    known = monitorable(task, has_validation)
-    if monitor_name not in known:
-        hint = unknown_key_message(monitor_name, known).replace("unknown key", "")
-        raise ConfigError(f"training.monitor: {task} runs log no metric {monitor_name!r}"
-                          f"{hint}", file=config.source)
-    return Monitor(monitor_name, training["monitor_mode"],
-                   (training["early_stopping"] or {}).get("min_delta", 0.0))
 
 
 def _open_run_dir(config: Config, run_dir, resume: bool) -> pathlib.Path:

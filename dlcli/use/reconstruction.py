@@ -46,7 +46,7 @@ def check_image_target(path, run) -> pathlib.Path:
     if len(run.model.input_shape) != 3:
         raise DataError(f"--images needs image inputs (height, width, channels); this model "
                         f"takes {display_shape(run.model.input_shape)}", where=str(run.run_dir))
-    from dlcli.use.plots import require_matplotlib
+    from dlcli.use.figures import require_matplotlib
     require_matplotlib()
     return path
 
@@ -64,7 +64,7 @@ def write_image_grid(path, inputs: np.ndarray, outputs: np.ndarray, title: str =
     (both (N, C, H, W) in the raw inputs' units; the first ``columns`` samples). Both rows
     share the inputs' grey-level range, so a faint reconstruction looks faint. The file is
     created exclusively: an existing file is never overwritten."""
-    from dlcli.use.plots import require_matplotlib, save
+    from dlcli.use.figures import require_matplotlib, save
     Figure = require_matplotlib()
     path = pathlib.Path(path)
     n = min(columns, len(inputs))

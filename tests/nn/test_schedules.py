@@ -7,7 +7,9 @@ import pytest
 
 from dlcli.errors import ConfigError
 from dlcli.registry import SCHEDULES
-from dlcli.nn.optim.schedules import SCHEDULE_KEYS, make_schedule, validate_schedule
+from dlcli.config.schedule import validate_schedule
+from dlcli.nn.optim.schedules import SCHEDULE_KEYS
+from dlcli.train.build import make_schedule
 
 LR = 0.1
 EPOCHS = 25

@@ -29,8 +29,8 @@ from dlcli.registry import SCHEDULES
 
 REQUIRED = "required"  # a key without a default (a string so the schema stays plain data)
 
-#: ``{schedule type: {key: (rule name, default)}}``; rule names are those of
-#: :data:`_RULE_NAMES` (functions of dlcli.config.rules). ``warmup_epochs`` is common to all.
+#: ``{schedule type: {key: (rule name, default)}}``, the rules declared as data (checked by
+#: :mod:`dlcli.config.schedule`). ``warmup_epochs`` is common to all.
 COMMON_KEYS = {"warmup_epochs": ("nonnegative_int", 0)}
 SCHEDULE_KEYS = {
     "constant": {},
@@ -74,84 +74,3 @@ def normalize_spec(spec) -> dict:
     if isinstance(spec, str):
         return {"type": spec}
     return dict(spec)
-
-
-def _rules():
-    from dlcli.config import rules as r
-    return {
-        "nonnegative_int": r.nonnegative_int,
-        "positive_int": r.positive_int,
-        "optional_positive_int": r.optional(r.positive_int),
-        "positive_number": r.number(0.0, min_open=True),
-        "nonnegative_number": r.number(0.0),
-    }
-
-
-def validate_schedule(spec) -> tuple[dict, list[tuple[list, str]]]:
-    """Check a ``training.schedule`` value against :data:`SCHEDULE_KEYS`.
-
-    Returns ``(resolved, errors)``: ``resolved`` has every default filled in; ``errors`` is a
-    list of ``(sub-path, message)`` pairs (sub-path relative to ``training.schedule``, e.g.
-    ``["gamma"]``) in the config layer's ``expected ..., got ...`` form.
-    """
-    from dlcli.config import rules as r
-
-    if spec is not None and not isinstance(spec, (str, dict)):
-        return {}, [([], f"expected a schedule name or a mapping with a type, got {r._show(spec)}")]
-    spec = normalize_spec(spec)
-    kind = spec.get("type", "constant")
-    if not isinstance(kind, str) or kind not in SCHEDULE_KEYS:
-        return spec, [(["type"], SCHEDULES.unknown_message(kind))]
-    keys = {**SCHEDULE_KEYS[kind], **COMMON_KEYS}
-    rules = _rules()
-    errors, out = [], {"type": kind}
-    for key in spec:
-        if key != "type" and key not in keys:
-            errors.append(([key], r.unknown_key_message(key, list(keys) + ["type"])))
-    for key, (rule, default) in keys.items():
-        if key not in spec:
-            if default == REQUIRED:
-                errors.append(([key], "required key is missing"))
-            else:
-                out[key] = default
-            continue
-        try:
-            out[key] = rules[rule](spec[key])
-        except r.Invalid as exc:
-            errors.append(([key], str(exc)))
-    return out, errors
-
-
-def make_schedule(spec, base_lr: float, total_epochs: int | None = None):
-    """Return ``lr(epoch) -> float`` for a (validated) schedule spec and the optimizer's lr.
-
-    ``epoch`` is 0-based. ``total_epochs`` (``training.epochs``) fills cosine's ``t_max``
-    when it is null: the epochs left after warm-up. Raises ConfigError (every problem, with
-    its ``training.schedule.<key>`` path) for a spec that :func:`validate_schedule` rejects.
-    """
-    from dlcli.errors import ConfigError
-
-    resolved, errors = validate_schedule(spec)
-    if errors:
-        raise ConfigError([(".".join(["training.schedule", *map(str, path)]), message)
-                           for path, message in errors])
-    params = dict(resolved)
-    kind = params.pop("type")
-    warmup = int(params.pop("warmup_epochs", 0))
-    base_lr = float(base_lr)
-    if kind == "cosine" and params.get("t_max") is None:
-        if total_epochs is None:
-            raise ConfigError([("training.schedule.t_max", "required key is missing (no "
-                                "epoch count to default it from)")])
-        params["t_max"] = max(1, int(total_epochs) - warmup)
-    function = SCHEDULES.get(kind)
-
-    def lr(epoch: int) -> float:
-        epoch = int(epoch)
-        if epoch < 0:
-            raise ValueError(f"epoch index must be >= 0, got {epoch}")
-        if epoch < warmup:
-            return base_lr * (epoch + 1) / warmup
-        return function(epoch - warmup, base_lr=base_lr, **params)
-
-    return lr

@@ -1,0 +1,67 @@
+"""The package's shape (DESIGN.md): no import cycles among dlcli's modules."""
+
+import ast
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "dlcli"
+
+
+def module_name(path: pathlib.Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imported_modules(name: str, path: pathlib.Path) -> set[str]:
+    """The dlcli modules that importing ``name`` (or calling any of its functions) imports,
+    each with the packages whose ``__init__`` runs first: function-level imports count too,
+    since a cycle through them is a cycle of dependencies all the same."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base
+                       for alias in node.names]
+        for target in targets:
+            parts = target.split(".")
+            for i in range(2, len(parts) + 1):  # the packages on the way run their __init__
+                prefix = ".".join(parts[:i])
+                if prefix in MODULES and prefix != name:
+                    found.add(prefix)
+    return found
+
+
+def test_no_import_cycles():
+    graph = {name: imported_modules(name, path) for name, path in MODULES.items()}
+    # A package's __init__ may import its own modules (re-exports); a module importing its
+    # package is then not a cycle of substance, so edges into one's own package are dropped.
+    for name, edges in graph.items():
+        edges -= {p for p in edges if name.startswith(p + ".")}
+    cycles, state = [], {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
