@@ -55,17 +55,24 @@ def check_layer(layer, x: np.ndarray, rng: np.random.Generator, eps: float = 1e-
 
 
 def check_model(model, loss, x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
-                entries: int = 20, eps: float = 1e-6) -> list[dict]:
+                entries: int = 20, eps: float = 1e-6, training: bool = True) -> list[dict]:
     """Backpropagation against central differences for every parameter tensor of a built
     float64 ``model`` on the batch (x, y), through ``loss``.
 
-    For each tensor, up to ``entries`` coordinates drawn from ``rng`` are perturbed (all of
-    them when the tensor is smaller). Returns one row per tensor:
-    ``{"param", "shape", "checked", "max_abs_error", "relative_error"}``.
+    With ``training`` (the default) the model runs as a training step runs it, fused paths
+    included, with each dropout layer's mask held fixed: every pass draws its masks from a
+    generator restarted at the same seed. For each tensor, up to ``entries`` coordinates
+    drawn from ``rng`` are perturbed (all of them when the tensor is smaller). Returns one
+    row per tensor: ``{"param", "shape", "checked", "max_abs_error", "relative_error"}``.
     """
+    mask_seed = int(rng.integers(2**32))
+
+    def forward():
+        model.set_rng(np.random.default_rng(mask_seed))  # the same dropout masks every pass
+        return model.forward(x, training=training, logits=True)
+
     model.zero_grad()
-    logits = model.forward(x, training=False, logits=True)
-    loss.forward(logits, y)
+    loss.forward(forward(), y)
     model.backward(loss.backward())
     rows = []
     for key, param, grad in model.parameters():
@@ -77,9 +84,9 @@ def check_model(model, loss, x: np.ndarray, y: np.ndarray, rng: np.random.Genera
         for j, i in enumerate(picks):
             old = flat[i]
             flat[i] = old + eps
-            plus = loss.forward(model.forward(x, training=False, logits=True), y)
+            plus = loss.forward(forward(), y)
             flat[i] = old - eps
-            minus = loss.forward(model.forward(x, training=False, logits=True), y)
+            minus = loss.forward(forward(), y)
             flat[i] = old
             numeric[j] = (plus - minus) / (2 * eps)
         rows.append({"param": key, "shape": list(param.shape), "checked": int(count),
@@ -90,7 +97,8 @@ def check_model(model, loss, x: np.ndarray, y: np.ndarray, rng: np.random.Genera
 
 def run_gradcheck(config, samples: int = 4, entries: int = 20, tolerance: float = 1e-5) -> dict:
     """Build the config's model in float64 and check every parameter tensor's gradient on
-    ``samples`` training samples. Dropout runs as at evaluation (deterministic)."""
+    ``samples`` training samples, the model running as a training step runs it (the fused
+    paths of training included), with dropout masks held fixed."""
     from dlcli.train.session import prepare, targets
 
     config.data["dtype"] = "float64"
