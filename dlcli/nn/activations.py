@@ -108,7 +108,7 @@ class ReLU(Activation):
     activation_name = "relu"
 
     # max against a zero row of this many values, broadcast over x viewed as rows of it:
-    # NumPy's SIMD loop for two arrays is ~3x faster than for an array and a scalar, and a
+    # NumPy's SIMD loop for two arrays is faster than for an array and a scalar, and a
     # row this long (32 KiB in float32, cached) runs as fast as a zero array of x's size.
     _ROW = 8192
 

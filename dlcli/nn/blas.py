@@ -62,9 +62,8 @@ def _bind():
 _FUNCS = _bind()
 
 
-# A call through ctypes costs a few microseconds; SGD momentum's whole update, BLAS vs NumPy
-# (python -m benchmarks.elementwise, 2 threads): 16 values 10.4 vs 7.9 us, 32,768 25.4 vs
-# 25.2, 65,536 30.0 vs 33.2, 235,146 (the benchmark MLP) 58.4 vs 97.0.
+# A call through ctypes costs a few microseconds, so BLAS pays only on large arrays; the
+# threshold is where python -m benchmarks.elementwise found the two routes even.
 MIN_SIZE = 32768
 
 

@@ -150,7 +150,7 @@ class CategoricalCrossEntropy(Loss):
             k = pred.shape[1]
             z = pred - pred.max(axis=1, keepdims=True)
             grad = np.exp(z)
-            # row sums as a product with ones: for a batch of few classes this is ~3x
+            # row sums as a product with ones: for a batch of few classes this is
             # faster than NumPy's reduction along short rows
             total = grad @ self._ones(k, z.dtype)
             grad /= total.reshape(n, 1)

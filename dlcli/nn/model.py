@@ -134,8 +134,8 @@ class Model:
         end to end in ``parameters()`` order.
 
         The optimizer then updates the whole model with one NumPy call per operation, and
-        the trainer checks every gradient with one call, instead of one per array (the
-        per-call overhead was ~25% of the benchmark MLP's SGD step). Models whose
+        the trainer checks every gradient with one call, instead of one per array (NumPy's per-call
+        overhead is a large part of a small model's step). Models whose
         parameters do not share one dtype are left as they are (``flat_buffers()`` is then
         None).
         """

@@ -28,8 +28,7 @@ def _no_mark(phase):
 def gather(x, y, index, x_buf, y_buf):
     """The batch ``(x[index], y[index])``, copied into the first ``len(index)`` rows of the
     reused buffers. ``index`` must be in range (it comes from the epoch's permutation):
-    ``mode="clip"`` skips NumPy's bounds check, which with ``out=`` also buffers the copy
-    (measured ~40% faster for 128 rows of 784 float32)."""
+    ``mode="clip"`` skips NumPy's bounds check, which with ``out=`` also buffers the copy."""
     m = len(index)
     return (np.take(x, index, axis=0, out=x_buf[:m], mode="clip"),
             np.take(y, index, axis=0, out=y_buf[:m], mode="clip"))

@@ -170,7 +170,7 @@ class WideOutput:
     The pooling takes its window planes from :meth:`pool_planes` instead of from y, and
     writes its gradient through :meth:`grad_planes` into the buffer the convolution's
     backward reads, handing back :meth:`gradient`: the copy into y and the copy of dy into
-    the product layout are never made (LeNet: about 0.4 ms of a 9 ms training step). Only
+    the product layout are never made. Only
     :func:`conv2d_forward` with ``wide_for`` makes one, when the layout allows it.
     """
 
@@ -247,9 +247,8 @@ def _s1_backward(dy, cache, need_input_grad, workspace):
     else:
         dy = np.ascontiguousarray(dy)
         g.copy_in(dy, ext)
-    # (R*F, K [+ 1 bias column]), computed transposed: with two BLAS threads OpenBLAS runs
-    # LeNet's conv2 product 8-19% faster as cols @ extᵀ than as ext @ colsᵀ, conv1's within
-    # -9..+7% (python -m benchmarks.orientation; RESULTS.md).
+    # (R*F, K [+ 1 bias column]), computed transposed: OpenBLAS runs this shape faster as
+    # cols @ extᵀ than as ext @ colsᵀ (python -m benchmarks.orientation measures both).
     products = (cache["cols"] @ ext.T).T
     dbias = products[:, g.k:].reshape(g.r, g.f).sum(axis=0) if cache["has_bias"] else None
     dw_ext = products[:, :g.k].reshape(g.r, g.f, g.c, g.a * g.r, g.kw)

@@ -119,7 +119,7 @@ def col2im(cols: np.ndarray, padded_shape: tuple, kernel: tuple[int, int],
     """Adjoint of :func:`im2col`: scatter-add columns back into a zeroed (N, C, Hp, Wp) array.
 
     The result is a transposed view of a (C, N, Hp, Wp) buffer: accumulating in the columns'
-    own (c, n) order is ~1.5x faster than adding transposed blocks, and every caller copies
+    own (c, n) order avoids adding transposed blocks, and every caller copies
     the (cropped) result into a fresh contiguous array anyway.
     """
     n, c, hp, wp = padded_shape

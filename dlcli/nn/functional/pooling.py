@@ -12,13 +12,11 @@ Window ``(ph, pw)``, stride ``(sh, sw)``, padding ``(pt, pl)`` on both sides; ou
 
 Every pass loops over the ``ph*pw`` window offsets, each step one elementwise operation on a
 strided slice of the whole batch. That beats reshaping into (…, oh, ph, ow, pw) blocks and
-reducing over two axes, which numpy does ~20-40x slower (measured for 2x2/2 on
-64x32x28x28 float32: slices 1 ms vs ``reshape(...).max(axis=(3, 5))`` 39 ms). When windows
+reducing over two axes, which NumPy does far more slowly. When windows
 do not overlap (stride >= pool, e.g. the usual 2x2/2), backward assigns instead of adding.
 Max pooling with tiling windows (stride = pool, no padding) first copies each window offset
 into its own contiguous plane: NumPy copies strided data fast but runs ufuncs on it several
-times slower than on contiguous data, so all the comparisons then run on contiguous planes
-(LeNet's 2x2 pool of 64x8x28x28 float32: forward 0.57 -> 0.44 ms in a training step).
+times slower than on contiguous data, so all the comparisons then run on contiguous planes.
 That path also takes a convolution's ``WideOutput`` (``dlcli.nn.functional.conv``): it
 gathers the planes from the convolution's product layout, and its backward writes dx there.
 """
@@ -109,8 +107,7 @@ def _maxpool_tiled(x, pool, out_hw, workspace):
     """Max pooling of tiling windows on contiguous planes.
 
     One copy gathers offset ``k = u*pw + v`` of every window into contiguous plane k (a
-    copy of strided data is fast in NumPy, a ufunc on it is not: ~6x slower per element
-    here); every comparison after that runs on whole contiguous planes. 2x2 windows take
+    copy of strided data is fast in NumPy, a ufunc on it is not); every comparison after that runs on whole contiguous planes. 2x2 windows take
     the row-first form: max and first argmax of each row's pair, then of the two rows.
     """
     n, c = x.shape[:2]
