@@ -4,89 +4,18 @@ weights and optimizer state equal those of the same trial in a sweep never inter
 
 import os
 import signal
-import time
 
-import numpy as np
 import pytest
 
-from dlcli.train import checkpoint as ckpt
-from dlcli.train.io import pid_alive, read_pid
-from tests.helpers.sweep import (dlcli, latest, metrics_rows, start_dlcli, trial_records,
-                                 write_sweep)
+from tests.helpers.sweep import (KILL_BASE as BASE, KILL_SPEC as SPEC, TRIALS,
+                                 assert_same_as_reference, dlcli, no_trial_process_left,
+                                 running_trial_with_checkpoint, start_dlcli, trial_records,
+                                 wait_for, write_sweep)
 
 pytestmark = pytest.mark.slow
 
-BASE = {
-    "name": "mid", "seed": 1,
-    "data": {"source": "synthetic:moons", "params": {"n_samples": 1500, "noise": 0.25},
-             "validation_split": 0.2, "test_split": 0.1},
-    "model": {"layers": [{"type": "dense", "units": 16, "activation": "tanh"},
-                         {"type": "dropout", "rate": 0.1},
-                         {"type": "dense", "units": 2, "activation": "softmax"}],
-              "loss": "categorical_crossentropy"},
-    "training": {"epochs": 6, "batch_size": 8, "optimizer": {"type": "adam", "lr": 0.01}},
-}
-SPEC = {"name": "k", "method": "random", "trials": 3, "seed": 0,
-        "metric": {"name": "val_loss"},
-        "parameters": {"training.optimizer.lr": {"loguniform": [1.0e-3, 1.0e-1]}},
-        "executor": {"type": "local", "parallel": 2}}
-TRIALS = 3
-
-
-def wait_for(predicate, timeout=120.0, what="a condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def running_trial_with_checkpoint(sweep):
-    """(trial dir, pid) of a trial process that holds its lock and has a checkpoint."""
-    for run in sorted((sweep / "trials").glob("*")):
-        pid = read_pid(run / "lock")
-        if pid and pid_alive(pid) and (run / "checkpoints" / "last.json").is_file() \
-                and not (run / "summary.json").is_file():
-            return run, pid
-    return None
-
-
-def no_trial_process_left(sweep):
-    return not any(pid_alive(read_pid(run / "lock") or 0) and read_pid(run / "lock")
-                   for run in (sweep / "trials").glob("*"))
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("reference")
-    path = write_sweep(tmp, SPEC, BASE)
-    dlcli("sweep", path, "--dir", "ref", cwd=tmp, check=0)
-    return tmp / "ref"
-
-
-def assert_same_as_reference(sweep, reference):
-    rows, ref_rows = latest(sweep), latest(reference)
-    assert sorted(rows) == list(range(TRIALS))
-    for number in range(TRIALS):
-        name = f"{number:04d}"
-        assert rows[number]["status"] == "finished", rows[number]
-        assert rows[number]["params"] == ref_rows[number]["params"]
-        assert rows[number]["metric"] == ref_rows[number]["metric"]
-        # One run: every epoch once, in order, with the uninterrupted run's values.
-        ours = metrics_rows(sweep / "trials" / name)
-        assert [r["epoch"] for r in ours] == list(range(1, len(ours) + 1))
-        assert ours == metrics_rows(reference / "trials" / name)
-        a = ckpt.load(sweep / "trials" / name / "checkpoints" / "last.npz")
-        b = ckpt.load(reference / "trials" / name / "checkpoints" / "last.npz")
-        for part in ("model", "optimizer"):
-            assert a[part].keys() == b[part].keys()
-            for key in a[part]:
-                assert np.array_equal(a[part][key], b[part][key]), (name, part, key)
-
-
-def test_kill_9_of_the_driver_and_of_a_running_trial(tmp_path, reference):
+def test_kill_9_of_the_driver_and_of_a_running_trial(tmp_path, reference_sweep):
+    reference = reference_sweep
     path = write_sweep(tmp_path, SPEC, BASE)
     sweep = tmp_path / "out"
 
@@ -125,7 +54,9 @@ def test_kill_9_of_the_driver_and_of_a_running_trial(tmp_path, reference):
         assert not (moved / "checkpoints" / "last.json").exists()
 
 
-def test_sigterm_stops_the_trials_at_a_checkpoint_and_resume_finishes(tmp_path, reference):
+def test_sigterm_stops_the_trials_at_a_checkpoint_and_resume_finishes(tmp_path,
+                                                                    reference_sweep):
+    reference = reference_sweep
     path = write_sweep(tmp_path, SPEC, BASE)
     sweep = tmp_path / "out"
     driver = start_dlcli("sweep", path, "--dir", sweep, cwd=tmp_path)
