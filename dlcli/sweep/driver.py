@@ -48,7 +48,7 @@ def validate(spec: Spec) -> list[tuple[int, dict]]:
 
 def _write_config(sweep_dir: pathlib.Path, number: int, config) -> None:
     from dlcli.train.io import write_text
-    from dlcli.train.session import stored_config
+    from dlcli.train.rundir import stored_config
     path = attempt.trial_paths(sweep_dir, number)["config"]
     path.parent.mkdir(exist_ok=True)
     write_text(path, yaml.safe_dump(stored_config(config), sort_keys=False))
@@ -57,7 +57,7 @@ def _write_config(sweep_dir: pathlib.Path, number: int, config) -> None:
 def create(spec: Spec, trials: list[tuple[int, dict]], directory=None) -> pathlib.Path:
     """Make the sweep directory (never an existing one) and write its spec and configs."""
     from dlcli.train.io import write_text
-    from dlcli.train.session import new_run_dir
+    from dlcli.train.rundir import new_run_dir
     if directory is None:
         sweep_dir = new_run_dir(pathlib.Path(spec["output_dir"]), spec["name"])
     else:
@@ -173,7 +173,7 @@ class Driver:
         self.stop_signal = signum
 
     def run(self) -> dict:
-        from dlcli.train.session import RunLock
+        from dlcli.train.rundir import RunLock
         with RunLock(self.dir), self._signals():
             with contextlib.suppress(FileNotFoundError):
                 (self.dir / attempt.STOP_FILE).unlink()
