@@ -14,12 +14,12 @@ import pytest
 from dlcli.data.prepare import Normalizer, prepare
 from tests.data.test_prepare import spec
 
-P = importlib.import_module("dlcli.data.prepare")  # the module (dlcli.data.prepare is also a function)
+N = importlib.import_module("dlcli.data.normalize")
 
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    monkeypatch.setattr(P, "BLOCK_ROWS", 64)  # several blocks and a partial last one
+    monkeypatch.setattr(N, "BLOCK_ROWS", 64)  # several blocks and a partial last one
 
 
 @pytest.mark.parametrize("shape, axes", [((1000, 7), (0,)), ((300, 3, 5, 4), (0, 2, 3))])
@@ -107,7 +107,7 @@ def test_no_full_size_temporary(tmp_path, dtype):
     # the raw file's arrays, the splits, and block-sized work arrays (4096 rows of float64);
     # a full-size float64 copy of the data (x - mean, or a float64 split later cast) would
     # add 8x the raw bytes on top
-    block = P.BLOCK_ROWS * raw[0].size * 8
+    block = N.BLOCK_ROWS * raw[0].size * 8
     assert peak < outputs + 3 * raw.nbytes + 3 * block + 2**20
     assert peak < outputs + 8 * raw.nbytes
 
