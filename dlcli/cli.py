@@ -182,7 +182,7 @@ def predict(run, input_path, output, checkpoint, layer, batch_size):
     import pathlib
 
     from dlcli.use.evaluate import load_run, predict_file
-    from dlcli.use.report import check_prediction_target, write_predictions
+    from dlcli.use.predictions import check_prediction_target, write_predictions
 
     target = pathlib.Path(output or pathlib.Path(input_path).stem + ".predictions.csv")
     check_prediction_target(target)
@@ -200,7 +200,7 @@ def predict(run, input_path, output, checkpoint, layer, batch_size):
 def shapes(config, overrides, as_json):
     """Print each layer's output shape, size, parameters and multiply-adds (no training)."""
     from dlcli.config import load_config
-    from dlcli.use.report import print_shapes
+    from dlcli.inspect.report import print_shapes
     from dlcli.inspect.shapes import shapes_report
 
     cfg = load_config(config, overrides)
@@ -238,7 +238,7 @@ def gradcheck(config, overrides, samples, entries, tolerance, as_json):
     """Compare backpropagation with central finite differences in float64 (exit 1 on failure)."""
     from dlcli.config import load_config
     from dlcli.inspect.gradcheck import run_gradcheck
-    from dlcli.use.report import print_gradcheck
+    from dlcli.inspect.report import print_gradcheck
 
     cfg = load_config(config, overrides)
     result = run_gradcheck(cfg, samples, entries, tolerance)
@@ -263,7 +263,7 @@ def time_(config, overrides, batches, warmup, as_json):
     """Time training steps of CONFIG's model: per layer forward/backward ms, loss,
     optimizer, data gathering, samples/s and GFLOP/s (nothing is written)."""
     from dlcli.config import load_config
-    from dlcli.use.report import print_timing
+    from dlcli.inspect.report import print_timing
     from dlcli.inspect.timing import time_config
 
     cfg = load_config(config, overrides)

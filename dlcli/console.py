@@ -1,6 +1,7 @@
-"""The terminal console every command prints through (rich is imported when one is made,
-so ``dlcli --help`` stays fast)."""
+"""The terminal console every command prints through, and the table and warning printers
+they share (rich is imported when one is used, so ``dlcli --help`` stays fast)."""
 
+import math
 import os
 import sys
 
@@ -19,3 +20,49 @@ def make_console(quiet=False, stderr=False):
             os.dup2(devnull, (sys.stderr if stderr else sys.stdout).fileno())
 
     return _Console(stderr=stderr, quiet=quiet, highlight=False)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.3g}"
+    return str(value)
+
+
+def print_table(console, table) -> None:
+    """Print ``table`` when the console is wide enough for it without cutting a value;
+    otherwise print its title, then each row as one line of ``header value`` pairs, which
+    wraps between values instead of truncating them ("1,234…")."""
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    def plain(value) -> str:
+        return (value.plain if isinstance(value, Text) else str(value)).strip()
+
+    # Rendered at this width, does every header and value still appear whole? Rich may
+    # shorten a cell ("…") or fold a long token over two lines; a cell may only wrap between
+    # its words.
+    probe = Console(file=io.StringIO(), width=console.width, color_system=None)
+    probe.print(table)
+    shown = probe.file.getvalue()
+    words = {w for column in table.columns
+             for c in (column.header, *column.cells) for w in plain(c).split()}
+    if all(w in shown for w in words):
+        console.print(table)
+        return
+
+    if table.title:
+        console.print(plain(table.title), markup=False)
+    headers = [plain(column.header) for column in table.columns]
+    for cells in zip(*(list(column.cells) for column in table.columns)):
+        values = [plain(cell) for cell in cells]
+        rest = ", ".join(f"{h} {v}".strip() for h, v in zip(headers[1:], values[1:]) if v)
+        console.print(f"{values[0]}: {rest}" if values[0] else rest, markup=False)
+
+
+def print_warnings(console, warnings) -> None:
+    for text in warnings:
+        console.print(f"warning: {text}", markup=False, soft_wrap=True)

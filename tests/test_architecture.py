@@ -1,10 +1,14 @@
-"""The package's shape (DESIGN.md): no import cycles among dlcli's modules."""
+"""The package's shape (DESIGN.md): no import cycles among dlcli's modules, and no file in
+dlcli/ over 400 lines (one family per file)."""
 
 import ast
 import pathlib
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "dlcli"
+MAX_LINES = 400
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -65,3 +69,9 @@ def test_no_import_cycles():
         if name not in state:
             visit(name, [name])
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=module_name)
+def test_no_file_over_the_limit(path):
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{path.relative_to(ROOT)} has {lines} lines (limit {MAX_LINES})"

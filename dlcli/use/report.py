@@ -1,57 +1,14 @@
-"""Rendering results for people (rich tables) and files (predictions)."""
+"""Rendering training summaries, evaluations, runs and comparisons for people (rich tables).
 
-import csv
+The inspect commands' tables are in :mod:`dlcli.inspect.report`, prediction files in
+:mod:`dlcli.use.predictions`; both are re-exported here."""
+
 import math
 
-import numpy as np
-
+from dlcli.console import _fmt, print_table, print_warnings  # noqa: F401
+from dlcli.inspect.report import print_gradcheck, print_shapes, print_timing  # noqa: F401
 from dlcli.inspect.shapes import human_bytes
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.3g}"
-    return str(value)
-
-
-def print_table(console, table) -> None:
-    """Print ``table`` when the console is wide enough for it without cutting a value;
-    otherwise print its title, then each row as one line of ``header value`` pairs, which
-    wraps between values instead of truncating them ("1,234…")."""
-    import io
-
-    from rich.console import Console
-    from rich.text import Text
-
-    def plain(value) -> str:
-        return (value.plain if isinstance(value, Text) else str(value)).strip()
-
-    # Rendered at this width, does every header and value still appear whole? Rich may
-    # shorten a cell ("…") or fold a long token over two lines; a cell may only wrap between
-    # its words.
-    probe = Console(file=io.StringIO(), width=console.width, color_system=None)
-    probe.print(table)
-    shown = probe.file.getvalue()
-    words = {w for column in table.columns
-             for c in (column.header, *column.cells) for w in plain(c).split()}
-    if all(w in shown for w in words):
-        console.print(table)
-        return
-
-    if table.title:
-        console.print(plain(table.title), markup=False)
-    headers = [plain(column.header) for column in table.columns]
-    for cells in zip(*(list(column.cells) for column in table.columns)):
-        values = [plain(cell) for cell in cells]
-        rest = ", ".join(f"{h} {v}".strip() for h, v in zip(headers[1:], values[1:]) if v)
-        console.print(f"{values[0]}: {rest}" if values[0] else rest, markup=False)
-
-
-def print_warnings(console, warnings) -> None:
-    for text in warnings:
-        console.print(f"warning: {text}", markup=False, soft_wrap=True)
+from dlcli.use.predictions import check_prediction_target, write_predictions  # noqa: F401
 
 
 def print_train_summary(console, summary: dict) -> None:
@@ -126,110 +83,6 @@ def print_eval(console, result: dict) -> None:
         print_table(console, cm)
 
 
-def print_shapes(console, report: dict) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"{report['task']} model, loss {report['loss']}")
-    for col, justify in (("#", "right"), ("layer", "left"), ("type", "left"),
-                         ("output shape (h, w, c)", "left"), ("size", "right"),
-                         ("params", "right"), ("mult-adds", "right")):
-        table.add_column(col, justify=justify)
-    for i, row in enumerate(report["layers"], 1):
-        kind = row["type"] + (f" ({row['activation']})" if row["activation"]
-                              and row["type"] != "activation" else "")
-        if row["type"] == "activation":
-            kind = f"activation ({row['activation']})"
-        table.add_row(str(i), row["name"], kind, str(tuple(row["output_shape"])),
-                      f"{row['size']:,}", f"{row['params']:,}", f"{row['mult_adds']:,}")
-    table.add_section()
-    table.add_row("", "total", "", "", "", f"{report['total_params']:,}",
-                  f"{report['total_mult_adds']:,}")
-    print_table(console, table)
-    mem = report["memory_bytes"]
-    console.print(
-        f"memory for one training step (batch {report['batch_size']}, {report['dtype']}): "
-        f"{human_bytes(mem['total'])}\n  params {human_bytes(mem['parameters'])}, grads "
-        f"{human_bytes(mem['gradients'])}, optimizer {human_bytes(mem['optimizer_state'])}, "
-        f"activations {human_bytes(mem['activations'])}"
-        + (f", layer workspaces {human_bytes(mem['workspaces'])}" if mem.get("workspaces") else ""),
-        markup=False)
-    print_warnings(console, report.get("warnings", []))
-
-
-def print_gradcheck(console, result: dict) -> None:
-    from rich.table import Table
-
-    if not result.get("applicable", True):
-        console.print(f"not applicable: {result['reason']}", markup=False, soft_wrap=True)
-        return
-    table = Table(title=f"gradient check: {result['samples']} samples, loss {result['loss']}, "
-                        f"tolerance {result['tolerance']:g}")
-    table.add_column("parameter", no_wrap=True)
-    table.add_column("shape", overflow="fold", min_width=10)
-    for col in ("checked", "max |error|", "rel. error", "ok"):
-        table.add_column(col, justify="right", no_wrap=True)
-    for row in result["params"]:
-        table.add_row(row["param"], str(tuple(row["shape"])), str(row["checked"]),
-                      f"{row['max_abs_error']:.2e}", f"{row['relative_error']:.2e}",
-                      "yes" if row["passed"] else "NO")
-    print_table(console, table)
-    console.print("passed" if result["passed"] else "FAILED: backpropagation disagrees with "
-                  "finite differences", markup=False)
-
-
-def check_prediction_target(path):
-    """Refuse, before any work, an existing file or a format predict cannot write."""
-    import pathlib
-
-    from dlcli.errors import DataError
-
-    path = pathlib.Path(path)
-    if path.exists():
-        raise DataError("already exists; dlcli does not overwrite files (choose -o)",
-                        where=str(path))
-    if path.suffix not in (".csv", ".npz"):
-        raise DataError("expected an output path ending in .csv or .npz", where=str(path))
-    return path
-
-
-def write_predictions(path, outputs: np.ndarray, names, run, layer: str | None = None) -> None:
-    """Write outputs (and predicted class names) to .csv or .npz; never overwrites.
-
-    ``layer``: the outputs are that layer's activations (CSV columns ``<layer>_<i>``)."""
-
-    from dlcli.errors import DataError
-    from dlcli.train.io import atomic_writer
-
-    path = check_prediction_target(path)
-    flat = outputs.reshape(len(outputs), -1)
-    if layer is not None:
-        columns = [f"{layer}_{i}" for i in range(flat.shape[1])]
-    elif run.task == "classification" and run.class_names:
-        columns = [f"p_{c}" for c in run.class_names]
-    else:
-        columns = [f"output_{i}" for i in range(flat.shape[1])]
-    try:
-        if path.suffix == ".npz":
-            arrays = {"outputs": outputs}
-            if names is not None:
-                arrays["predicted"] = np.array(names, dtype=str)
-            with atomic_writer(path, exclusive=True) as handle:
-                np.savez(handle, **arrays)
-            return
-        with atomic_writer(path, "w", exclusive=True) as handle:
-            writer = csv.writer(handle)
-            writer.writerow((["predicted"] if names is not None else []) + columns)
-            for i, row in enumerate(flat):
-                writer.writerow(([names[i]] if names is not None else [])
-                                + [f"{v:.6g}" for v in row])
-    except FileExistsError:
-        raise DataError("already exists; dlcli does not overwrite files (choose -o)",
-                        where=str(path)) from None
-    except OSError as exc:
-        raise DataError(f"cannot write predictions: {exc.strerror}", where=str(path)) from None
-
-
-# ---- runs and comparisons -----------------------------------------------------------------
 STATUS_STYLE = {"finished": "green", "running": "cyan", "interrupted": "yellow",
                 "diverged": "red", "failed": "red"}
 
@@ -356,41 +209,3 @@ def print_compare(console, runs, diff: dict, finals: dict) -> None:
         table.add_row(Text(key), *[Text(_cell(v), style="bold" if v == best else "")
                                    for v in values])
     print_table(console, table)
-
-
-def print_timing(console, result: dict) -> None:
-    """The ``dlcli time`` table."""
-    from rich.table import Table
-
-    table = Table(title=f"{result['config']}: {result['batches']} training steps of batch "
-                        f"{result['batch_size']} ({result['dtype']}), after "
-                        f"{result['warmup']} warm-up steps")
-    table.add_column("op", no_wrap=True)
-    table.add_column("type")
-    for col in ("fwd ms", "bwd ms", "total ms", "share", "GFLOP/s"):
-        table.add_column(col, justify="right", no_wrap=True)
-    for row in result["rows"]:
-        name = row["name"] if row["kind"] != "activation" or "of" not in row \
-            else f"  {row['name']}"
-        gflops = row.get("gflops")
-        kind = row["type"] + (" (in loss)" if row.get("fused_into_loss") else "")
-        if row.get("runs_after"):
-            kind += f" (after {row['runs_after']})"
-        if row.get("fused_with"):
-            kind += f" (fused with {row['fused_with']})"
-        table.add_row(name, kind,
-                      f"{row['forward_ms']:.3f}", f"{row['backward_ms']:.3f}" if
-                      row["backward_ms"] else "", f"{row['total_ms']:.3f}",
-                      f"{row['share']:.1%}", f"{gflops:.1f}" if gflops else "")
-    table.add_row("step", "", f"{result['forward_ms']:.3f}", f"{result['backward_ms']:.3f}",
-                  f"{result['step_ms']:.3f}", "100.0%",
-                  f"{result['gflops']:.1f}" if result["gflops"] else "", style="bold")
-    print_table(console, table)
-    blas = result["blas"]
-    threads = f", {blas['threads']} threads" if blas.get("threads") else ""
-    kernel = f" ({blas['kernel']})" if blas.get("kernel") else ""
-    console.print(
-        f"{result['samples_per_s']:.0f} samples/s; {result['gflops']:.2f} GFLOP/s over the "
-        f"whole step ({result['gflop_per_step']:.4f} GFLOP per step, estimated as "
-        f"{result['flop_estimate']}); BLAS {blas['library']}{kernel}{threads}",
-        markup=False, soft_wrap=True)
