@@ -56,11 +56,13 @@ def default_names(configs: list[dict]) -> list[str]:
 
 class Packed(NamedTuple):
     """A model's packed parameters: ``params`` and ``grads`` are contiguous 1-D buffers of
-    which every parameter and gradient array is a view, laid end to end in ``keys`` order."""
+    which every parameter and gradient array is a view, laid end to end in ``keys`` order;
+    ``slices[i]`` is ``(start, stop, shape)`` of key i in both buffers."""
 
     params: np.ndarray
     grads: np.ndarray
     keys: tuple[str, ...]
+    slices: tuple[tuple[int, int, tuple], ...]
 
 
 class Model:
@@ -147,7 +149,7 @@ class Model:
         dtype = entries[0][0].params[entries[0][1]].dtype
         flat_params = np.empty(total, dtype)
         flat_grads = np.empty(total, dtype)
-        start = 0
+        start, slices = 0, []
         for layer, key in entries:
             param, grad = layer.params[key], layer.grads[key]
             stop = start + param.size
@@ -155,9 +157,10 @@ class Model:
             flat_grads[start:stop] = grad.ravel()
             layer.params[key] = flat_params[start:stop].reshape(param.shape)
             layer.grads[key] = flat_grads[start:stop].reshape(param.shape)
+            slices.append((start, stop, param.shape))
             start = stop
         keys = tuple(f"{layer.name}.{key}" for layer, key in entries)
-        self._flat = Packed(flat_params, flat_grads, keys)
+        self._flat = Packed(flat_params, flat_grads, keys, tuple(slices))
 
     def flat_buffers(self) -> "Packed | None":
         """The packed buffers every parameter and gradient of the model is a view of, with

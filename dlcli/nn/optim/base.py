@@ -104,9 +104,9 @@ class Optimizer:
     def step(self, params, flat=None) -> None:
         """Update every ``(key, param, grad)`` of ``params`` in place.
 
-        ``flat``, optional, is ``(parameters, gradients, keys)`` (``Model.flat_buffers()``):
-        two contiguous buffers that hold exactly the ``params`` and their gradients, laid end
-        to end in ``keys`` order. When ``params`` are those views, in that order, the update
+        ``flat``, optional, is the model's packing (``Model.flat_buffers()``): two contiguous
+        buffers that hold exactly the ``params`` and their gradients, laid end to end in
+        ``flat.keys`` order at ``flat.slices``. When ``params`` are those views, in that order, the update
         runs once over the whole buffers, with the state kept in buffers of the same layout
         whose slices are each key's ``state`` arrays: the same arithmetic, element for
         element, as one call per parameter, without the per-call overhead (SGD alone may
@@ -137,16 +137,16 @@ class Optimizer:
         state entries or step counts differ (e.g. a checkpoint made with other parameters)."""
         if self._packed is False:  # the state does not pack (until load_state_dict)
             return False
-        flat_param, flat_grad, flat_keys = flat
+        flat_param, flat_grad = flat.params, flat.grads
         keys = tuple(key for key, _, _ in params)
-        if keys != tuple(flat_keys):
+        if keys != tuple(flat.keys):
             return False
         for _, param, grad in params:
             if param.base is not flat_param or grad.base is not flat_grad:
                 return False  # e.g. a layer rebuilt after its model
         packed = self._packed
         if packed is None or packed["param"] is not flat_param or packed["keys"] != keys:
-            packed = self._packed = self._pack(params, flat_param, keys)
+            packed = self._packed = self._pack(flat)
         if packed["state"] is None:
             packed["state"] = self._pack_state(packed)
             if packed["state"] is None:
@@ -159,15 +159,10 @@ class Optimizer:
         return True
 
     @staticmethod
-    def _pack(params, flat_param, keys) -> dict:
-        """Where each parameter lies in the buffer."""
-        slices = []
-        origin = flat_param.__array_interface__["data"][0]
-        for _, param, _ in params:
-            start = (param.__array_interface__["data"][0] - origin) // param.itemsize
-            slices.append((start, start + param.size, param.shape))
-        return {"param": flat_param, "keys": keys, "slices": slices, "state": None,
-                "shared": {}, "scratch": {}}
+    def _pack(flat) -> dict:
+        """The packed state's bookkeeping, laid out as the model packed its parameters."""
+        return {"param": flat.params, "keys": tuple(flat.keys), "slices": list(flat.slices),
+                "state": None, "shared": {}, "scratch": {}}
 
     def _pack_state(self, packed) -> dict | None:
         """Packed buffers holding the current per-key state (all zero where none yet)."""
