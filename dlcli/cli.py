@@ -167,11 +167,8 @@ def eval_(run, checkpoint, data_source, split, as_json, images, batch_size):
 
     Reconstruction runs are compared with PCA at the bottleneck's width.
     """
-    from dlcli.use.evaluate import evaluate_run, load_run
-    from dlcli.use.report import print_eval
-
-    from dlcli.inference import record_scores
-    from dlcli.report import print_warnings
+    from dlcli.use.evaluate import evaluate_run, load_run, record_scores
+    from dlcli.use.report import print_eval, print_warnings
 
     loaded = load_run(run, checkpoint)
     result = evaluate_run(loaded, split, data_source, images=images, batch_size=batch_size)

@@ -235,8 +235,8 @@ def test_compare_shows_test_metrics_of_scored_runs(data):
 
 def test_plot_draws_every_metric_by_default(tmp_path):
     pytest.importorskip("matplotlib")
-    from dlcli.plotting import curves_figure
-    from dlcli.runs import load
+    from dlcli.use.plots import curves_figure
+    from dlcli.use.runs import load
 
     run = tmp_path / "many"
     run.mkdir()
