@@ -189,21 +189,21 @@ def read_table(path, target=None, *, features=None, exclude=None, missing="refus
             unseen = ~gaps & ~np.isin(column, known)
             if unseen.any():
                 i = int(np.argmax(unseen))
-                raise DataError(f"column {name!r} has the value {column[i]!r}, which the model "
+                raise DataError(f"column {name!r} has the value {str(column[i])!r}, which the model "
                                 f"was not trained on (known: {_preview(known)})",
                                 where=f"{where}: row {lines[i]}")
             parsed[name] = (column, gaps)
             continue
         if bad.any() and table is not None:
             i = int(np.argmax(bad))
-            raise DataError(f"feature column {name!r} has a non-numeric value {column[i]!r}",
+            raise DataError(f"feature column {name!r} has a non-numeric value {str(column[i])!r}",
                             where=f"{where}: row {lines[i]}")
         if bad.any():
             numeric = np.count_nonzero(~gaps & ~bad)
             if numeric >= 0.9 * np.count_nonzero(~gaps):
                 i = int(np.argmax(bad))
                 raise DataError(f"feature column {name!r} holds numbers but this cell is "
-                                f"{column[i]!r}; fix it (or leave it empty and set "
+                                f"{str(column[i])!r}; fix it (or leave it empty and set "
                                 "data.missing)", where=f"{where}: row {lines[i]}")
             distinct = sorted(set(column[~gaps].tolist()))
             if (len(distinct) > max(MAX_AUTO_CATEGORIES, len(column) // 2)
