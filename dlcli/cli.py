@@ -207,6 +207,25 @@ def predict(run, input_path, output, checkpoint, layer, batch_size):
 
 
 @cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["onnx", "safetensors"]), required=True,
+              help="onnx: the whole inference path (needs pip install 'dlcli[onnx]'); "
+                   "safetensors: the weights.")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="The file to write (default: RUN/export/model.onnx|.safetensors); a "
+                   "MODEL.md card goes beside it.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file and model card.")
+def export(run, fmt, checkpoint, output, force):
+    """Export a trained run as ONNX or safetensors, with a model card (MODEL.md) beside it."""
+    from dlcli.use.export import export_run
+
+    result = export_run(run, fmt=fmt, checkpoint=checkpoint, output=output, force=force)
+    _console(stderr=True).print(f"wrote {result['path']} and {result['card']}", markup=False)
+
+
+@cli.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
