@@ -1,1 +1,1 @@
-"""What is done with a finished run: eval, predict, export, runs/compare, plots."""
+"""What is done with a finished run: eval and predict, export, runs and compare, plots, autoencoder vs PCA."""

@@ -51,7 +51,7 @@ def export_run(target, *, fmt: str, checkpoint: str = "best", output=None,
                force: bool = False) -> dict:
     """Export the run (directory or checkpoint) ``target``; returns what was written."""
     from dlcli import __version__
-    from dlcli.inference import load_run
+    from dlcli.use.evaluate import load_run
     from dlcli.use.export import card
 
     if fmt not in FORMATS:

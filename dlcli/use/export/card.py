@@ -55,7 +55,7 @@ def _fmt(value) -> str:
 
 def architecture(run) -> str:
     """The rows of ``dlcli shapes`` for the run's config, as a Markdown table."""
-    from dlcli.summary import shapes_report
+    from dlcli.inspect.shapes import shapes_report
     report = shapes_report(run.config)
     rows = []
     for i, row in enumerate(report["layers"], 1):
@@ -77,7 +77,7 @@ def data_section(run) -> tuple[str, dict | None]:
     cannot be read any more)."""
     from dlcli.data.prepare import prepare as prepare_data
     from dlcli.errors import DlcliError
-    from dlcli.inference import evaluate_run
+    from dlcli.use.evaluate import evaluate_run
 
     spec = run.config["data"]
     lines = [f"- source: `{spec['source']}`" + (f", params {json.dumps(spec['params'])}"

@@ -193,6 +193,15 @@ def check_exportable(model) -> None:
         if op.type_name not in LAYERS:
             raise ExportError(f"layer {name} ({op.type_name}) has no ONNX counterpart in "
                               "dlcli export; export --format safetensors instead")
+        if op.type_name == "maxunpool2d":
+            pool = _pool_attrs(_layer_named(model, op.get_config()["pool"]))
+            if any(s < k for s, k in zip(pool["strides"], pool["kernel_shape"])):
+                # dlcli sums the values two overlapping windows send to one position;
+                # ONNX's MaxUnpool keeps one of them.
+                raise ExportError(
+                    f"layer {name} (maxunpool2d) undoes pool {op.get_config()['pool']!r}, whose "
+                    "windows overlap (stride smaller than the pool size): ONNX's MaxUnpool "
+                    "keeps one of the values dlcli sums; export --format safetensors instead")
 
 
 # ---- the whole graph ------------------------------------------------------------------------
