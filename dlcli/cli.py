@@ -106,7 +106,9 @@ def cli(threads):
               help="With --resume: continue even if CONFIG/--set differ from the run's config.")
 @click.option("--seed", type=int, help="Override the config's seed.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
-def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, quiet):
+@click.option("--tensorboard", is_flag=True, help="Also write TensorBoard event files "
+              "(shorthand for --set training.tensorboard=true).")
+def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, quiet, tensorboard):
     """Train the model described by CONFIG and write a run directory.
 
     With --resume RUN_DIR (CONFIG optional), continue an interrupted run exactly where its
@@ -117,6 +119,8 @@ def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, qui
     from dlcli.train.session import open_resume, train as run_training
 
     err = _console(stderr=True)
+    if tensorboard:
+        overrides = (*overrides, "training.tensorboard=true")
     if resume_dir is not None:
         if run_dir is not None:
             raise click.UsageError("--run-dir and --resume cannot be used together")

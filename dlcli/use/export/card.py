@@ -148,7 +148,7 @@ def render(run, files: list[str], version: str, contract: str) -> str:
         "## Data\n\n" + data,
         "## Metrics\n\n" + metrics_section(metrics),
         "## Reproduce\n\n```bash\n"
-        f"pip install dlcli=={version}\n"
+        f"# with dlcli {version} installed\n"
         f"dlcli train {run.run_dir.resolve() / 'config.yaml'}   # same seed, data, splits\n"
         "```\n\nThe config (every default filled in; the data path is absolute):\n\n"
         "```yaml\n" + config_text.rstrip() + "\n```",
