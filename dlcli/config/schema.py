@@ -57,6 +57,12 @@ TRAINING = {
     "schedule": ("schedule", None),
     "diagnostics": (r.boolean, False),
     "tensorboard": (r.boolean, False),  # TensorBoard event files in <run>/tensorboard/
+    "parallel": ("parallel", None),  # data-parallel shards (dlcli.parallel)
+}
+
+PARALLEL = {
+    "shards": (r.positive_int, REQUIRED),
+    "reduce": (r.choice("tree", "allreduce"), "tree"),
 }
 
 EARLY_STOPPING = {
