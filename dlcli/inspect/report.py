@@ -7,7 +7,9 @@ from dlcli.inspect.shapes import human_bytes
 def print_shapes(console, report: dict) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{report['task']} model, loss {report['loss']}")
+    title = (f"{report['task']} model, loss {report['loss']}" if report["loss"] else
+             "model (no loss given)")
+    table = Table(title=title)
     for col, justify in (("#", "right"), ("layer", "left"), ("type", "left"),
                          ("output shape (h, w, c)", "left"), ("size", "right"),
                          ("params", "right"), ("mult-adds", "right")):
