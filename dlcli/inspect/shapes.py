@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from dlcli.nn import fusion
 from dlcli.nn.layers.base import display_shape, size_of
 
 
@@ -70,17 +71,15 @@ def layer_table(model, batch_size: int, optimizer: dict) -> dict:
 def _kept_outputs(layer, in_shape, out_shape, following) -> int:
     """Values per sample the layer and its activation output (``following``: the next
     entries of ``model.shapes()``, up to two); a ReLU that runs after the
-    max pooling it precedes (``PoolThenReLU``) outputs the pooled size, and a convolution
-    that hands its output to that pooling in its product layout (``ConvThenPool``) makes
-    none (the product's buffer is one of its workspaces)."""
-    from dlcli.nn.model import ConvThenPool, PoolThenReLU
+    max pooling it precedes outputs the pooled size, and a convolution that hands its output
+    to that pooling in its product layout makes none (the product's buffer is one of its
+    workspaces): :mod:`dlcli.nn.fusion` says which."""
     relu = layer.activation if layer.activation is not None else layer
     own = size_of(out_shape) if layer.activation is not None else 0
     activation = size_of(out_shape)
-    if following and PoolThenReLU.applies(relu, following[0][0]) \
-            and PoolThenReLU.covers(following[0][0], out_shape[1:]):
+    if following and fusion.relu_runs_pooled(relu, following[0][0], out_shape[1:]):
         activation = size_of(following[0][2])
-    if following and ConvThenPool.hands_over(layer, in_shape, [f[0] for f in following]):
+    if following and fusion.conv_hands_over(layer, in_shape, [f[0] for f in following]):
         own = 0
         if layer.activation is None:
             activation = 0

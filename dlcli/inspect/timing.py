@@ -78,7 +78,6 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
     with ``forward_ms``, ``backward_ms``, ``total_ms`` per batch and ``share`` of the
     step), ``step_ms``, ``samples_per_s``, ``gflops`` and the figures they come from.
     """
-    from dlcli.nn.model import ConvThenPool, PoolThenReLU
     from dlcli.train.session import initialize, prepare, targets
     from dlcli.train.trainer import Trainer, gather
 
@@ -158,14 +157,9 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
                      "forward_ms": forward, "backward_ms": backward, "total_ms": total,
                      "share": total / step_ms if step_ms > 0 else 0.0, **extra})
 
-    # A ReLU that the model runs after the max pooling it precedes (PoolThenReLU), and a
-    # max pooling that read its convolution's output in the product layout (ConvThenPool).
-    plan = model._plan(model.fused_output)
-    fused_with = {id(op.pool): op.conv.name for op in plan
-                  if isinstance(op, ConvThenPool) and op.pool.read_in_place}
-    plan = [op.after if isinstance(op, ConvThenPool) else op for op in plan]
-    runs_after = {id(op.relu): op.pool.name for op in plan
-                  if isinstance(op, PoolThenReLU) and op.swapped}
+    # What the engine's fused pairs did: a ReLU run after the max pooling it precedes, a max
+    # pooling that read its convolution's output in the product layout.
+    fusion_notes = model.fusion_notes()
     add("data", "data", "np.take", totals["data"] * ms, 0.0)
     add("zero_grad", "step", "zero_grad", totals["zero_grad"] * ms, 0.0)
     total_mult_adds = 0
@@ -176,7 +170,7 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
             total_mult_adds += mult_adds
             seconds = fwd + bwd
             flops = 6.0 * mult_adds * batch * batches
-            extra = {"fused_with": fused_with[id(op)]} if id(op) in fused_with else {}
+            extra = {k: v for k, v in fusion_notes.get(op, {}).items() if k == "fused_with"}
             add(op.name, "layer", op.type_name, fwd * ms, bwd * ms,
                 output_shape=list(_display(out_shape)), mult_adds=mult_adds,
                 gflops=flops / seconds / 1e9 if seconds > 0 and mult_adds else None, **extra)
@@ -185,8 +179,8 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
             extra = {"of": owner.name} if op is not owner else {}
             if op is fused:
                 extra["fused_into_loss"] = True
-            if id(op) in runs_after:
-                extra["runs_after"] = runs_after[id(op)]
+            if "runs_after" in fusion_notes.get(op, {}):
+                extra["runs_after"] = fusion_notes[op]["runs_after"]
             add(name, "activation", op.activation_name, fwd * ms, bwd * ms, **extra)
     loss_name = loss.name + (f" (fused {fused.activation_name})" if fused is not None else "")
     add("loss", "loss", loss_name, totals["loss_forward"] * ms, totals["loss_backward"] * ms)

@@ -4,6 +4,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from dlcli.nn import fusion
 from dlcli.nn.activations import Activation, make_activation
 from dlcli.nn.layers.base import IncompatibleShape, Layer, display_shape, size_of
 from dlcli.registry import LAYERS
@@ -197,24 +198,19 @@ class Model:
 
     def _plan(self, fused: bool) -> list:
         """The ops ``forward`` runs in order (``backward`` runs them reversed): ``_ops()``,
-        less the output activation when the loss fuses it, with each ReLU that directly
-        precedes a max pooling replaced by a :class:`PoolThenReLU` of the pair, and each
-        conv2d directly followed by a tiled max pooling (or such a pair) by a
-        :class:`ConvThenPool`. Cached."""
+        less the output activation when the loss fuses it, with the engine's fused pairs in
+        place (:func:`dlcli.nn.fusion.plan`). Cached."""
         plans = self.__dict__.setdefault("_plans", {})
         if fused not in plans:
             ops = list(self._ops())
-            if fused:
-                ops = ops[:-1]
-            plan = []
-            for op in ops:
-                if plan and PoolThenReLU.applies(plan[-1], op):
-                    op = PoolThenReLU(plan.pop(), op)
-                if plan and ConvThenPool.applies(plan[-1], op):
-                    op = ConvThenPool(plan.pop(), op)
-                plan.append(op)
-            plans[fused] = plan
+            plans[fused] = fusion.plan(ops[:-1] if fused else ops)
         return plans[fused]
+
+    def fusion_notes(self) -> dict:
+        """What the fused pairs did in the latest training forward pass, for ``dlcli time``:
+        ``{op: {"fused_with": conv name} or {"runs_after": pool name}}`` (see
+        :func:`dlcli.nn.fusion.notes`)."""
+        return fusion.notes(self._plan(self.fused_output))
 
     def forward(self, x: np.ndarray, training: bool = False, logits: bool = False) -> np.ndarray:
         for op in self._plan(logits and self.fused_output):
@@ -279,103 +275,3 @@ class Model:
             if layer.name == name:
                 return layer
         raise KeyError(name)
-
-
-class PoolThenReLU:
-    """A ReLU directly followed by max pooling, run in the other order.
-
-    ``max`` commutes with ``relu(x) = max(x, 0)``: pooling the pre-activations and then
-    applying the ReLU gives the same outputs, on the pooled values only (a quarter of
-    them for 2x2 windows, so the ReLU's forward and backward passes cost a quarter).
-    All of this holds for finite inputs; a window holding a NaN may route its gradient
-    differently (training stops on non-finite values anyway).
-    The gradients are the same too: where a window's maximum is positive both orders
-    route ``dy`` to it; where it is <= 0 the ReLU's derivative makes it 0 either way.
-    Only the recorded argmax can differ: on a window of zeros relu-then-pool picks the
-    first offset (the tie rule), so ``argmax`` is set to 0 where the output is 0, and a
-    linked ``maxunpool2d`` or ``indices`` sees exactly what the original order gives.
-
-    The swap is made only for an unpadded pool whose windows cover every input pixel
-    (checked per batch): a pixel no window reads would otherwise lose its ReLU mask entry,
-    which the dead-unit diagnostics read. Otherwise the pair runs in its written order.
-    """
-
-    def __init__(self, relu: Activation, pool: Layer):
-        self.relu, self.pool = relu, pool
-        self.swapped = False
-
-    @staticmethod
-    def applies(relu, pool) -> bool:
-        return (isinstance(relu, Activation) and relu.activation_name == "relu"
-                and getattr(pool, "type_name", None) == "maxpool2d" and not any(pool.pads))
-
-    @staticmethod
-    def covers(pool, hw) -> bool:
-        """Whether ``pool``'s windows read every pixel of an input of height-width ``hw``."""
-        return all(s <= f and (n - f) % s == 0 for n, f, s in zip(hw, pool.pool, pool.strides))
-
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.swapped = x.ndim == 4 and self.covers(self.pool, x.shape[2:])
-        if not self.swapped:
-            return self.pool.forward(self.relu.forward(x, training), training)
-        y = self.relu.forward(self.pool.forward(x, training), training)
-        argmax = self.pool.argmax
-        np.multiply(argmax, np.greater(y, 0), out=argmax)
-        return y
-
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        first, second = (self.relu, self.pool) if self.swapped else (self.pool, self.relu)
-        dy = first.backward(dy)
-        return None if dy is None else second.backward(dy)
-
-
-class ConvThenPool:
-    """A conv2d whose output goes straight into a max pooling with tiling windows (stride
-    = pool size, no padding), directly or through a :class:`PoolThenReLU`.
-
-    In training the pooling reads its windows where the convolution's product left them and
-    writes its gradient where the convolution's backward reads it
-    (``dlcli.nn.functional.conv.WideOutput``): the copy of the output into (N, F, H, W) and
-    the copy of its gradient back are skipped. The values are the same ones either way,
-    bit for bit; only the layout they travel in changes. The convolution decides per batch
-    (its stride-1 path, windows that cover its output exactly); otherwise, and outside
-    training, the ops run one after the other.
-    """
-
-    def __init__(self, conv: Layer, after):
-        self.conv, self.after = conv, after
-        self.pool = after.pool if isinstance(after, PoolThenReLU) else after
-
-    @staticmethod
-    def applies(conv, op) -> bool:
-        pool = op.pool if isinstance(op, PoolThenReLU) else op
-        return (getattr(conv, "type_name", None) == "conv2d"
-                and getattr(pool, "type_name", None) == "maxpool2d"
-                and tuple(pool.strides) == tuple(pool.pool) and not any(pool.pads))
-
-    @staticmethod
-    def hands_over(conv, input_shape, following) -> bool:
-        """Whether ``conv`` (input ``input_shape``, batch axis excluded) followed by the
-        layers ``following`` runs fused in training: its output then only ever lives in
-        its product layout (``dlcli shapes`` counts no activation for it). The pooling is
-        the next layer, or the one after a standalone ``relu`` activation layer."""
-        from dlcli.nn.functional.conv import pools_in_place
-        between = conv.activation
-        pool = following[0] if following else None
-        if between is None and len(following) > 1 and PoolThenReLU.applies(pool, following[1]):
-            between, pool = pool, following[1]
-        if not ConvThenPool.applies(conv, pool):
-            return False
-        if between is not None and not PoolThenReLU.applies(between, pool):
-            return False
-        return pools_in_place((1, *input_shape), conv.filters, conv.kernel, conv.strides,
-                              conv.padding, pool.pool)
-
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        y = self.conv.forward(x, training, wide_for=self.pool.pool) if training \
-            else self.conv.forward(x, training)
-        return self.after.forward(y, training)
-
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        dy = self.after.backward(dy)
-        return None if dy is None else self.conv.backward(dy)

@@ -1,5 +1,5 @@
 """Running a model's ops one at a time: the reference the execution plan's fused ops
-(``PoolThenReLU``, ``ConvThenPool`` in ``dlcli.nn.model``) are compared with."""
+(``PoolThenReLU``, ``ConvThenPool`` in ``dlcli.nn.fusion``) are compared with."""
 
 import numpy as np
 

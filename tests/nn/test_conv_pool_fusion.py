@@ -1,4 +1,4 @@
-"""A conv2d followed by a tiled max pooling (``dlcli.nn.model.ConvThenPool``).
+"""A conv2d followed by a tiled max pooling (``dlcli.nn.fusion.ConvThenPool``).
 
 In training the pooling reads the convolution's output where its product wrote it and
 writes its gradient where the convolution's backward reads it (``WideOutput``). The
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from dlcli.nn.functional import conv as F
-from dlcli.nn.model import ConvThenPool, Model
+from dlcli.nn.fusion import ConvThenPool
+from dlcli.nn.model import Model
 from tests.helpers.ops import built_model, planned, written_order
 
 

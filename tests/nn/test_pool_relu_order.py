@@ -1,4 +1,4 @@
-"""A ReLU followed by max pooling runs as pool-then-ReLU (``dlcli.nn.model.PoolThenReLU``).
+"""A ReLU followed by max pooling runs as pool-then-ReLU (``dlcli.nn.fusion.PoolThenReLU``).
 
 The reference is the definition: the same layers run one after another in the written
 order (ReLU, then pooling), forward and backward. The reordered model must give the same
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from dlcli.nn.activations import ReLU
-from dlcli.nn.model import ConvThenPool, Model, PoolThenReLU
+from dlcli.nn.fusion import ConvThenPool, PoolThenReLU
+from dlcli.nn.model import Model
 from dlcli.train.diagnostics import dead_fraction
 from tests.helpers.ops import built_model, planned, written_order
 
