@@ -105,13 +105,10 @@ def make(name: str, quick: bool = False) -> dict:
 
 def make_loss_named(name: str, model):
     """The registered loss ``name``, fused with the model's output activation if possible."""
-    import dlcli.nn.losses  # noqa: F401 - registers the losses
+    from dlcli.nn.losses import fuse_output  # also registers the losses
     from dlcli.registry import LOSSES
     loss = LOSSES.get(name)()
-    act = model.output_activation()
-    if loss.fuses is not None and act is not None and act.activation_name == loss.fuses:
-        model.fused_output = True
-        loss.from_logits = True
+    fuse_output(model, loss)
     return loss
 
 

@@ -49,6 +49,19 @@ class Loss:
         return {"type": self.name}
 
 
+def fuse_output(model, loss) -> bool:
+    """Fuse ``loss`` with ``model``'s output activation when the pair allows it (the pairs of
+    the module docstring): the model then stops before that activation when asked for
+    logits (``forward(x, logits=True)``, as training does) and the loss computes from them.
+    Returns whether the pair was fused. The one place that wires a loss to a model."""
+    act = model.output_activation()
+    if loss.fuses is None or act is None or act.activation_name != loss.fuses:
+        return False
+    model.fused_output = True
+    loss.from_logits = True
+    return True
+
+
 @LOSSES.register("mse")
 class MeanSquaredError(Loss):
     """L = mean over all N·K elements of (ŷ − y)²; dL/dŷ = 2(ŷ − y)/(N·K). As torch's MSELoss."""

@@ -11,6 +11,7 @@ from dlcli.config.rules import unknown_key_message
 from dlcli.config.schedule import validate_schedule
 from dlcli.errors import ConfigError, DataError
 from dlcli.nn.layers.base import display_shape, size_of
+from dlcli.nn.losses import fuse_output
 from dlcli.registry import LOSSES, OPTIMIZERS, SCHEDULES
 from dlcli.train.callbacks import Monitor
 from dlcli.train.metrics import monitorable
@@ -31,10 +32,7 @@ class Prepared:
 def make_loss(config: Config, model):
     """The config's loss, fused with the model's output activation when the pair allows."""
     loss = LOSSES.get(config["model"]["loss"])()
-    act = model.output_activation()
-    if loss.fuses is not None and act is not None and act.activation_name == loss.fuses:
-        model.fused_output = True
-        loss.from_logits = True
+    fuse_output(model, loss)
     return loss
 
 
