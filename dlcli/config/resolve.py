@@ -319,6 +319,15 @@ def _ordered(data: dict) -> dict:
     return {k: data[k] for k in order if k in data}
 
 
+def _layer_error(index: int, layer_cfg: dict, message: str) -> tuple[str, str]:
+    """A layer's own complaint with the full key path: a message about one of its keys
+    ("padding must be ...") points at ``model.layers[i].padding``."""
+    key, _, rest = message.partition(" ")
+    if key in layer_cfg and key != "type" and rest:
+        return f"model.layers[{index}].{key}", rest
+    return f"model.layers[{index}]", message
+
+
 def _check_model(config: Config) -> None:
     """Build the layer objects (catching bad values) and walk shapes when possible."""
     from dlcli.nn.model import build_layer
@@ -331,7 +340,7 @@ def _check_model(config: Config) -> None:
             # when the whole model is built.
             build_layer(layer_cfg)
         except (ValueError, TypeError) as exc:
-            errors.append((f"model.layers[{i}]", str(exc)))
+            errors.append(_layer_error(i, layer_cfg, str(exc)))
     if errors:
         raise ConfigError(errors, file=config.source)
     shape = config["model"]["input_shape"]

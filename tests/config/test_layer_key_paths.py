@@ -1,0 +1,24 @@
+"""A layer's complaint about one of its keys keeps the full key path, with the same
+``<file>: <key.path>: <rule>; got <value>`` shape as every other config error."""
+
+import pathlib
+
+import pytest
+
+from dlcli.config import load_config
+from dlcli.errors import ConfigError
+
+CNN = pathlib.Path(__file__).resolve().parents[2] / "configs" / "cnn_digits.yaml"
+
+
+@pytest.mark.parametrize("override, path, rule", [
+    ("model.layers[1].padding=same", "model.layers[1].padding",
+     "must be an int or a pair of ints; got 'same'"),   # a max pool: no 'same' padding
+    ("model.layers[1].pool_size=0", "model.layers[1].pool_size",
+     "expected an integer ≥ 1 or a pair [height, width] of them, got 0"),
+])
+def test_layer_errors_name_the_key(override, path, rule):
+    with pytest.raises(ConfigError) as caught:
+        load_config(CNN, [override])
+    text = str(caught.value)
+    assert f"{CNN}: {path}: {rule}" in text, text
