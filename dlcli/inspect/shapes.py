@@ -7,20 +7,12 @@ from dlcli.nn.layers.base import display_shape, size_of
 
 
 def optimizer_slots(opt: dict, params: int = 1, dtype=np.float32) -> int:
-    """Parameter-sized arrays the optimizer keeps between steps for a model of ``params``
-    values: its state (Adam: two moments) and its reused work arrays. Counted from the
-    optimizer itself, stepped twice, so the figure follows its code. It steps a parameter of
-    ``min(params, blas.MIN_SIZE)`` values: the packed buffer's size as far as the choice
-    between BLAS and NumPy passes goes (SGD keeps no work array on the BLAS route)."""
+    """Parameter-sized arrays the optimizer of config ``opt`` keeps between steps for a model
+    of ``params`` values (:meth:`dlcli.nn.optim.Optimizer.parameter_slots`)."""
     import dlcli.nn.optim  # noqa: F401 - registers the optimizers
-    from dlcli.nn import blas
     from dlcli.registry import OPTIMIZERS
     config = dict(opt)
-    optimizer = OPTIMIZERS.get(config.pop("type"))(**config)
-    param = np.ones(max(1, min(params, blas.MIN_SIZE)), dtype)
-    for _ in range(2):
-        optimizer.step([("p", param, np.full_like(param, 0.5))])
-    return sum(1 for a in optimizer.kept_arrays("p") if a.shape == param.shape)
+    return OPTIMIZERS.get(config.pop("type"))(**config).parameter_slots(params, dtype)
 
 
 def layer_table(model, batch_size: int, optimizer: dict) -> dict:

@@ -9,6 +9,7 @@ import numbers
 
 import numpy as np
 
+from dlcli.nn import blas
 from dlcli.registry import OPTIMIZERS
 
 
@@ -206,6 +207,19 @@ class Optimizer:
     def _required_state(self) -> set[str]:
         """State entries every stepped parameter has under the current hyperparameters."""
         return set()
+
+    def parameter_slots(self, params: int, dtype=np.float32) -> int:
+        """Parameter-sized arrays this optimizer keeps between steps for a model of ``params``
+        values: its state (Adam: two moments) and its reused work arrays. Counted from a fresh
+        copy stepped twice, so the figure follows the code. It steps ``min(params,
+        blas.MIN_SIZE)`` values: the packed buffer's size as far as the choice between BLAS
+        and NumPy passes goes (SGD keeps no work array on the BLAS route)."""
+        options = {k: v for k, v in self.get_config().items() if k != "type"}
+        probe = type(self)(**options)
+        param = np.ones(max(1, min(params, blas.MIN_SIZE)), dtype)
+        for _ in range(2):
+            probe.step([("p", param, np.full_like(param, 0.5))])
+        return sum(1 for a in probe.kept_arrays("p") if a.shape == param.shape)
 
     def kept_arrays(self, key: str) -> list[np.ndarray]:
         """The arrays kept for parameter ``key`` between steps of the per-parameter path: its
