@@ -222,13 +222,20 @@ class Model:
         activation function (always applied, even when the loss fuses the output one).
         (N, *input_shape) -> (N, *that layer's output shape); KeyError for an unknown name."""
         target = self.get_layer(name)
+        for layer, x in self.layer_outputs(x, training):
+            if layer is target:
+                return x
+        raise AssertionError("unreachable: get_layer found the layer")
+
+    def layer_outputs(self, x: np.ndarray, training: bool = False):
+        """``(layer, output)`` after each layer and its activation, in the written order and
+        unfused (what a user names a layer's output), lazily: the walk behind
+        :meth:`forward_to` and the trainer's search for the first non-finite output."""
         for layer in self.layers:
             x = layer.forward(x, training)
             if layer.activation is not None:
                 x = layer.activation.forward(x, training)
-            if layer is target:
-                return x
-        raise AssertionError("unreachable: get_layer found the layer")
+            yield layer, x
 
     def layer_output_shape(self, name: str) -> tuple:
         """Output shape (internal layout) of layer ``name``; KeyError for an unknown name."""

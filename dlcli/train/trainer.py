@@ -282,10 +282,7 @@ class Trainer:
         for key, param, _ in self.model.parameters():
             if not np.all(np.isfinite(param)):
                 return f" (parameter {key} is non-finite)"
-        for layer in self.model.layers:
-            x = layer.forward(x, training=False)
-            if layer.activation is not None:
-                x = layer.activation.forward(x, training=False)
+        for layer, x in self.model.layer_outputs(x):
             if not np.all(np.isfinite(x)):
                 return f" (first non-finite values in the output of layer {layer.name})"
         return ""
