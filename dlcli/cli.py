@@ -70,6 +70,9 @@ class DlcliGroup(click.Group):
     """Maps user errors to one line on stderr and exit 2 (1 for training failures)."""
 
     def main(self, args=None, prog_name=None, **extra):
+        from dlcli.terminal import install_ascii_fallback
+
+        install_ascii_fallback()  # a cp1252 stdout gets ASCII stand-ins, not a crash
         args = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in args
         if debug:
@@ -285,10 +288,12 @@ def config_(config, overrides):
 @cli.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
-@click.option("--samples", default=4, show_default=True, help="Training samples to check on.")
-@click.option("--entries", default=20, show_default=True,
+@click.option("--samples", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Training samples to check on.")
+@click.option("--entries", default=20, show_default=True, type=click.IntRange(min=1),
               help="Coordinates checked per parameter tensor.")
 @click.option("--tolerance", default=1e-5, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
               help="Largest relative error that passes.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def gradcheck(config, overrides, samples, entries, tolerance, as_json):
