@@ -159,7 +159,7 @@ def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, qui
     last checkpoint left it.
     """
     from dlcli.config import load_config
-    from dlcli.report import print_train_summary, print_warnings
+    from dlcli.use.report import print_train_summary, print_warnings
     from dlcli.train.session import open_resume, train as run_training
 
     err = _console(stderr=True)
@@ -209,8 +209,8 @@ def eval_(run, checkpoint, data_source, split, as_json, images, batch_size):
 
     Reconstruction runs are compared with PCA at the bottleneck's width.
     """
-    from dlcli.inference import evaluate_run, load_run
-    from dlcli.report import print_eval
+    from dlcli.use.evaluate import evaluate_run, load_run
+    from dlcli.use.report import print_eval
 
     loaded = load_run(run, checkpoint)
     result = evaluate_run(loaded, split, data_source, images=images, batch_size=batch_size)
@@ -241,8 +241,8 @@ def predict(run, input_path, output, checkpoint, layer, batch_size):
     """
     import pathlib
 
-    from dlcli.inference import load_run, predict_file
-    from dlcli.report import check_prediction_target, write_predictions
+    from dlcli.use.evaluate import load_run, predict_file
+    from dlcli.use.report import check_prediction_target, write_predictions
 
     target = pathlib.Path(output or pathlib.Path(input_path).stem + ".predictions.csv")
     check_prediction_target(target)
@@ -260,8 +260,8 @@ def predict(run, input_path, output, checkpoint, layer, batch_size):
 def shapes(config, overrides, as_json):
     """Print each layer's output shape, size, parameters and multiply-adds (no training)."""
     from dlcli.config import load_config
-    from dlcli.report import print_shapes
-    from dlcli.summary import shapes_report
+    from dlcli.use.report import print_shapes
+    from dlcli.inspect.shapes import shapes_report
 
     cfg = load_config(config, overrides)
     report = shapes_report(cfg)
@@ -299,8 +299,8 @@ def config_(config, overrides):
 def gradcheck(config, overrides, samples, entries, tolerance, as_json):
     """Compare backpropagation with central finite differences in float64 (exit 1 on failure)."""
     from dlcli.config import load_config
-    from dlcli.checks import run_gradcheck
-    from dlcli.report import print_gradcheck
+    from dlcli.inspect.gradcheck import run_gradcheck
+    from dlcli.use.report import print_gradcheck
 
     cfg = load_config(config, overrides)
     result = run_gradcheck(cfg, samples, entries, tolerance)
@@ -325,8 +325,8 @@ def time_(config, overrides, batches, warmup, as_json):
     """Time training steps of CONFIG's model: per layer forward/backward ms, loss,
     optimizer, data gathering, samples/s and GFLOP/s (nothing is written)."""
     from dlcli.config import load_config
-    from dlcli.report import print_timing
-    from dlcli.timing import time_config
+    from dlcli.use.report import print_timing
+    from dlcli.inspect.timing import time_config
 
     cfg = load_config(config, overrides)
     result = time_config(cfg, batches=batches, warmup=warmup)
@@ -337,7 +337,7 @@ def time_(config, overrides, batches, warmup, as_json):
         print_timing(_console(), result)
 
 
-# runs.STATUSES, spelled out so that --help need not import dlcli.runs (a test holds them equal)
+# runs.STATUSES, spelled out so that --help need not import dlcli.use.runs (a test holds them equal)
 RUN_STATUSES = ("running", "finished", "interrupted", "failed", "diverged")
 
 
@@ -349,8 +349,8 @@ RUN_STATUSES = ("running", "finished", "interrupted", "failed", "diverged")
 def runs(root, as_json, config_name, status):
     """List the runs in ROOT (default: runs/), newest first, with a loss sparkline."""
     from dlcli.errors import DataError
-    from dlcli.report import print_runs, print_warnings
-    from dlcli.runs import find_runs, select
+    from dlcli.use.report import print_runs, print_warnings
+    from dlcli.use.runs import find_runs, select
 
     try:
         found = select(find_runs(root), config_name, status)
@@ -371,8 +371,8 @@ def runs(root, as_json, config_name, status):
 def compare(run_dirs, as_json):
     """Show the config keys that differ between runs and their final metrics side by side."""
     from dlcli.errors import DataError
-    from dlcli.report import print_compare, print_warnings
-    from dlcli.runs import compare as compare_runs, config_differences, final_metrics, load
+    from dlcli.use.report import print_compare, print_warnings
+    from dlcli.use.runs import compare as compare_runs, config_differences, final_metrics, load
 
     if len(run_dirs) < 2:
         raise click.UsageError("give at least two runs to compare")
@@ -413,7 +413,7 @@ def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split):
     import pathlib
 
     from dlcli.errors import DataError
-    from dlcli import plotting
+    from dlcli.use import plots as plotting
 
     kinds = [k for k, on in (("confusion", confusion), ("filters", filters),
                              ("diagnostics", diagnostics)) if on]
@@ -429,8 +429,8 @@ def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split):
     plotting.check_output(target)
     plotting.require_matplotlib()
     if kind == "curves":
-        from dlcli.report import print_warnings
-        from dlcli.runs import load
+        from dlcli.use.report import print_warnings
+        from dlcli.use.runs import load
         try:
             loaded = [load(path) for path in run_dirs]
         except FileNotFoundError as exc:
@@ -442,7 +442,7 @@ def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split):
     elif kind == "filters":
         fig = plotting.filters_figure(plotting.first_layer_filters(first), first.name)
     else:
-        from dlcli.report import print_warnings
+        from dlcli.use.report import print_warnings
         rows, warnings = plotting.read_diagnostics(first)
         print_warnings(_console(stderr=True), warnings)
         fig = plotting.diagnostics_figure(rows, first.name)

@@ -168,7 +168,7 @@ def _unknown_key(path, key, known) -> str:
 
 
 def _load_engine() -> None:
-    from dlcli.nn import initializers, losses, optimizers  # noqa: F401
+    from dlcli.nn import initializers, losses, optim  # noqa: F401
     from dlcli.nn.model import load_layer_modules
     load_layer_modules()
 
@@ -339,7 +339,7 @@ def _optimizer(v, value, path, present):
 def _schedule(v, value, path, present):
     if value is None:
         return None
-    from dlcli.schedules import validate_schedule
+    from dlcli.nn.optim.schedules import validate_schedule
     resolved, errors = validate_schedule(value)
     for sub, message in errors:
         v.error(path + sub, message)

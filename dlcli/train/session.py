@@ -84,7 +84,7 @@ def prepare(config: Config, seed: int | None = None, *, data=True) -> Prepared:
             f"{output_activation_name(model)}", file=config.source)
     warnings += pairing_warnings(task, output_activation_name(model), loss.name)
     if task == "reconstruction":
-        from dlcli.reconstruction import overcomplete_warnings
+        from dlcli.use.reconstruction import overcomplete_warnings
         warnings += overcomplete_warnings(model)
     return Prepared(config, splits, model, loss, task, warnings)
 
@@ -410,7 +410,7 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
 
     schedule = None
     if training.get("schedule"):
-        from dlcli.schedules import make_schedule
+        from dlcli.nn.optim.schedules import make_schedule
         schedule = make_schedule(training["schedule"], optimizer.lr, training["epochs"])
     trainer = Trainer(model, loss, optimizer, task=task, batch_size=training["batch_size"],
                       epochs=training["epochs"], rng=train_rng, shuffle=training["shuffle"],

@@ -44,7 +44,7 @@ def pca_baseline(x_train: np.ndarray, x_eval: np.ndarray, k: int) -> dict:
     """PCA with ``k`` components fitted on ``x_train``, scored on ``x_eval`` (both normalized
     as the autoencoder saw them): {"k", "mse", "explained_variance_ratio"}. ``k`` is capped
     at the number of features and of training samples."""
-    from dlcli import pca
+    from dlcli.use import pca
 
     d = int(np.prod(x_train.shape[1:]))
     k = max(1, min(int(k), d, len(x_train)))
@@ -68,7 +68,7 @@ def check_image_target(path, run) -> pathlib.Path:
     if len(run.model.input_shape) != 3:
         raise DataError(f"--images needs image inputs (height, width, channels); this model "
                         f"takes {display_shape(run.model.input_shape)}", where=str(run.run_dir))
-    from dlcli.plotting import require_matplotlib
+    from dlcli.use.plots import require_matplotlib
     require_matplotlib()
     return path
 
@@ -86,7 +86,7 @@ def write_image_grid(path, inputs: np.ndarray, outputs: np.ndarray, title: str =
     (both (N, C, H, W) in the raw inputs' units; the first ``columns`` samples). Both rows
     share the inputs' grey-level range, so a faint reconstruction looks faint. The file is
     created exclusively: an existing file is never overwritten."""
-    from dlcli.plotting import require_matplotlib, save
+    from dlcli.use.plots import require_matplotlib, save
     Figure = require_matplotlib()
     path = pathlib.Path(path)
     n = min(columns, len(inputs))
