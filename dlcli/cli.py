@@ -200,11 +200,12 @@ def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, qui
 @click.option("--images", type=click.Path(dir_okay=False), metavar="FILE.png",
               help="Reconstruction runs of images: write the split's first inputs beside "
                    "their reconstructions (needs matplotlib: pip install 'dlcli[plot]'; "
-                   "never overwrites).")
+                   "never overwrites without --force).")
 @click.option("--batch-size", type=click.IntRange(min=1), metavar="N",
               help="Samples per forward pass (default: the run's training batch size, "
                    "at least 64; 1024 for a full-batch run).")
-def eval_(run, checkpoint, data_source, split, as_json, images, batch_size):
+@click.option("--force", is_flag=True, help="Overwrite the --images file if it exists.")
+def eval_(run, checkpoint, data_source, split, as_json, images, batch_size, force):
     """Score a run (a run directory or a checkpoint file) on a data split.
 
     Reconstruction runs are compared with PCA at the bottleneck's width.
@@ -213,7 +214,8 @@ def eval_(run, checkpoint, data_source, split, as_json, images, batch_size):
     from dlcli.use.report import print_eval
 
     loaded = load_run(run, checkpoint)
-    result = evaluate_run(loaded, split, data_source, images=images, batch_size=batch_size)
+    result = evaluate_run(loaded, split, data_source, images=images, batch_size=batch_size,
+                          force=force)
     if as_json:
         import json
         click.echo(json.dumps(result))
@@ -226,7 +228,8 @@ def eval_(run, checkpoint, data_source, split, as_json, images, batch_size):
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Output .csv or .npz (default: <INPUT stem>.predictions.csv; never "
-                   "overwrites).")
+                   "overwrites without --force).")
+@click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
               show_default=True)
 @click.option("--layer", metavar="NAME", help="Write this layer's activations (after its "
@@ -234,7 +237,7 @@ def eval_(run, checkpoint, data_source, split, as_json, images, batch_size):
 @click.option("--batch-size", type=click.IntRange(min=1), metavar="N",
               help="Samples per forward pass (default: the run's training batch size, "
                    "at least 64; 1024 for a full-batch run).")
-def predict(run, input_path, output, checkpoint, layer, batch_size):
+def predict(run, input_path, output, checkpoint, layer, batch_size, force):
     """Apply a trained run to the inputs in INPUT (.npz with x, or .csv).
 
     A reconstruction run writes its reconstructions, in the units of the inputs.
@@ -245,10 +248,10 @@ def predict(run, input_path, output, checkpoint, layer, batch_size):
     from dlcli.use.report import check_prediction_target, write_predictions
 
     target = pathlib.Path(output or pathlib.Path(input_path).stem + ".predictions.csv")
-    check_prediction_target(target)
+    check_prediction_target(target, force)
     loaded = load_run(run, checkpoint)
     out, names = predict_file(loaded, input_path, layer=layer, batch_size=batch_size)
-    write_predictions(target, out, names, loaded, layer=layer)
+    write_predictions(target, out, names, loaded, layer=layer, force=force)
     what = f"activations of layer {layer} {tuple(out.shape[1:])}" if layer else "predictions"
     _console(stderr=True).print(f"wrote {len(out)} {what} to {target}", markup=False)
 
@@ -281,8 +284,11 @@ def config_(config, overrides):
 
     from dlcli.config import load_config
 
+    from dlcli.config.resolve import portable
+
     cfg = load_config(config, overrides)
-    click.echo(yaml.safe_dump(cfg.data, sort_keys=False), nl=False)
+    # Paths made absolute: `dlcli config X > mine.yaml` trains from any directory.
+    click.echo(yaml.safe_dump(portable(cfg), sort_keys=False), nl=False)
 
 
 @cli.command()
@@ -396,7 +402,8 @@ def compare(run_dirs, as_json):
                    "only the validation curve; lr the learning rate. Default: all, loss first.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Figure file (.png, .pdf, .svg; default <run>-<kind>.png; never "
-                   "overwrites).")
+                   "overwrites without --force).")
+@click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 @click.option("--confusion", is_flag=True, help="Confusion matrix of a classification run "
               "(evaluates the best checkpoint on --split).")
 @click.option("--filters", is_flag=True, help="The first layer's weights of an image model "
@@ -405,7 +412,7 @@ def compare(run_dirs, as_json):
               "activation diagnostics (diagnostics.jsonl).")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test",
               show_default=True, help="Split for --confusion.")
-def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split):
+def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split, force):
     """Draw learning curves of one or more runs (or another figure of one run).
 
     Needs matplotlib: pip install 'dlcli[plot]'.
@@ -426,7 +433,7 @@ def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split):
         raise click.UsageError(f"--metric applies to learning curves, not --{kind}")
     first = pathlib.Path(run_dirs[0])
     target = pathlib.Path(output or f"{first.resolve().name}-{kind}.png")
-    plotting.check_output(target)
+    plotting.check_output(target, force)
     plotting.require_matplotlib()
     if kind == "curves":
         from dlcli.use.report import print_warnings
@@ -446,7 +453,7 @@ def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split):
         rows, warnings = plotting.read_diagnostics(first)
         print_warnings(_console(stderr=True), warnings)
         fig = plotting.diagnostics_figure(rows, first.name)
-    plotting.save(fig, target)
+    plotting.save(fig, target, force)
     _console(stderr=True).print(f"wrote {target}", markup=False)
 
 

@@ -95,3 +95,88 @@ def test_config_warning_printed_before_training(dlcli_exe, tmp_path):
     first_epoch = next(i for i, line in enumerate(lines) if line.startswith("epoch "))
     assert warning < first_epoch
     assert sum(line.startswith("warning:") and "mse" in line for line in lines) == 1
+
+
+# ---- point 5: paths and outputs --------------------------------------------------------
+def small_npz(path, seed=0):
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(80, 2))
+    np.savez(path, x=x, y=(x[:, 0] + x[:, 1] > 0).astype(int))
+    return path
+
+
+def npz_config(source):
+    raw = moons_mlp(epochs=2)
+    raw["data"] = {"source": str(source)}
+    return raw
+
+
+def test_printed_config_trains_from_another_directory(dlcli_exe, tmp_path):
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir(), elsewhere.mkdir()
+    small_npz(project / "points.npz")
+    config = write_config(project / "net.yaml", npz_config("points.npz"))  # relative path
+    printed = run_dlcli(dlcli_exe, "config", config, cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    assert yaml.safe_load(printed.stdout)["data"]["source"] == str(project / "points.npz")
+    (elsewhere / "mine.yaml").write_text(printed.stdout)
+    result = run_dlcli(dlcli_exe, "train", "mine.yaml", "--run-dir", "run", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+
+
+def test_set_paths_resolve_against_the_working_directory(dlcli_exe, tmp_path):
+    configs, work = tmp_path / "configs", tmp_path / "work"
+    configs.mkdir(), work.mkdir()
+    config = write_config(configs / "net.yaml", moons_mlp(epochs=1))
+    small_npz(work / "mine.npz")
+    result = run_dlcli(dlcli_exe, "train", config, "--set", "data.source=mine.npz",
+                       "--run-dir", "run", cwd=work)
+    assert result.returncode == 0, result.stderr
+    stored = yaml.safe_load((work / "run" / "config.yaml").read_text())
+    assert stored["data"]["source"] == str(work / "mine.npz")
+
+
+def test_init_from_accepts_a_run_directory(dlcli_exe, tmp_path):
+    config = write_config(tmp_path / "moons.yaml", moons_mlp(epochs=2))
+    assert run_dlcli(dlcli_exe, "train", config, "--run-dir", "first",
+                     cwd=tmp_path).returncode == 0
+    runs = {}
+    for name, init in (("from_dir", "first"), ("from_file", "first/checkpoints/best.npz")):
+        result = run_dlcli(dlcli_exe, "train", config, "--set", f"model.init_from={init}",
+                           "--set", "training.epochs=1", "--run-dir", name, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        runs[name] = (tmp_path / name / "metrics.jsonl").read_text()
+    # the run directory means its best checkpoint, as in eval and predict
+    first = [json.loads(l) for l in runs["from_dir"].splitlines()]
+    second = [json.loads(l) for l in runs["from_file"].splitlines()]
+    assert [r["loss"] for r in first] == [r["loss"] for r in second]
+
+
+def test_force_overwrites_a_user_named_output(dlcli_exe, tmp_path):
+    pytest.importorskip("matplotlib")
+    config = write_config(tmp_path / "moons.yaml", moons_mlp(epochs=2))
+    assert run_dlcli(dlcli_exe, "train", config, "--run-dir", "run",
+                     cwd=tmp_path).returncode == 0
+    (tmp_path / "docs").mkdir()
+    target = tmp_path / "docs" / "learning-curves.png"
+    target.write_bytes(b"old figure")
+    refused = run_dlcli(dlcli_exe, "plot", "run", "-o", target, cwd=tmp_path)
+    lines = errors_of(refused)
+    assert len(lines) == 1 and "--force" in lines[0]
+    assert target.read_bytes() == b"old figure"
+    forced = run_dlcli(dlcli_exe, "plot", "run", "-o", target, "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert target.read_bytes().startswith(b"\x89PNG")
+
+    small_npz(tmp_path / "inputs.npz")
+    out = tmp_path / "predictions.csv"
+    out.write_text("old\n")
+    lines = errors_of(run_dlcli(dlcli_exe, "predict", "run", "inputs.npz", "-o", out,
+                                cwd=tmp_path))
+    assert "--force" in lines[0] and out.read_text() == "old\n"
+    forced = run_dlcli(dlcli_exe, "predict", "run", "inputs.npz", "-o", out, "--force",
+                       cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert out.read_text().splitlines()[0].startswith("predicted")
+    assert len(out.read_text().splitlines()) == 81

@@ -213,13 +213,8 @@ def new_run_dir(root: pathlib.Path, name: str) -> pathlib.Path:
 
 def stored_config(config: Config) -> dict:
     """The resolved config with file paths made absolute so the run can be used anywhere."""
-    data = json.loads(json.dumps(config.data))
-    source = data["data"]["source"]
-    if not source.startswith("synthetic:"):
-        data["data"]["source"] = str((config.base_dir / source).resolve())
-    if data["model"]["init_from"]:
-        data["model"]["init_from"] = str((config.base_dir / data["model"]["init_from"]).resolve())
-    return data
+    from dlcli.config.resolve import portable
+    return portable(config)
 
 
 # Keys a run fills in itself: not a difference between a config and the run made from it.
@@ -368,6 +363,9 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
     init_from = config["model"]["init_from"]
     if init_from and not resume:
         path = config.base_dir / init_from
+        if path.is_dir():  # a run directory, as eval and predict take it: its best weights
+            from dlcli.use.evaluate import find_checkpoint
+            _, path = find_checkpoint(path, "best")
         parts = ckpt.load(path, verified=None)
         ckpt.check_matches(parts["model"], model.expected_state(), str(path))
         model.load_state_dict(parts["model"])
