@@ -13,31 +13,9 @@ import numpy as np
 
 from dlcli.errors import DataError
 from dlcli.nn.layers.base import display_shape, size_of
+from dlcli.train.build import bottleneck, overcomplete_warnings  # noqa: F401 (re-exported)
 
 GRID_COLUMNS = 10
-
-
-def bottleneck(model) -> tuple[str, tuple, int]:
-    """(layer name, output shape in the notes' layout, size) of the smallest layer output;
-    the first one on a tie (the encoder's side)."""
-    best = None
-    for layer, _, out in model.shapes():
-        if best is None or size_of(out) < best[2]:
-            best = (layer.name, display_shape(out), size_of(out))
-    if best is None:  # no layers: the input is all there is
-        return ("input", display_shape(model.input_shape), size_of(model.input_shape))
-    return best
-
-
-def overcomplete_warnings(model) -> list[str]:
-    """One warning when the bottleneck is not smaller than the input, else none."""
-    name, shape, size = bottleneck(model)
-    d = size_of(model.input_shape)
-    if size < d:
-        return []
-    return [f"the bottleneck {name} {shape} (the smallest layer output) has {size} values, "
-            f"not fewer than the input's {d}: an overcomplete autoencoder can learn the "
-            "identity (notes 4.1.1: make the bottleneck smaller than the input)"]
 
 
 def pca_baseline(x_train: np.ndarray, x_eval: np.ndarray, k: int) -> dict:
