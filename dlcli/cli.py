@@ -124,15 +124,26 @@ class DlcliGroup(click.Group):
 
 @click.group(cls=DlcliGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dlcli")
-@click.option("--threads", type=click.IntRange(min=1), metavar="N",
-              help="Threads for NumPy's matrix products (default: the BLAS library's "
-                   "choice). 1 is often faster on a busy machine or for small models.")
-def cli(threads):
+@click.option("--threads", default="auto", metavar="N|auto", show_default=True,
+              help="Threads for NumPy's matrix products. auto: train measures a few steps "
+                   "of the model with 1, 2, ... threads and keeps the fastest (other "
+                   "commands use the BLAS library's default); N forces N.")
+@click.pass_context
+def cli(ctx, threads):
     """dlcli: train, evaluate and inspect neural networks described in YAML.
 
     Add --debug anywhere to see a traceback instead of a one-line error.
     """
-    if threads is not None:
+    if threads != "auto":
+        try:
+            threads = int(threads)
+            if threads < 1:
+                raise ValueError
+        except ValueError:
+            raise click.BadParameter(f"expected a positive integer or auto, got {threads!r}",
+                                     param_hint="'--threads'") from None
+    ctx.ensure_object(dict)["threads"] = threads
+    if threads != "auto":
         import os
         if "numpy" in sys.modules:  # pragma: no cover - only when embedded after an import
             raise click.UsageError("--threads must be given before NumPy is imported")
@@ -150,7 +161,7 @@ def cli(threads):
               help="Continue the run in this directory from its last checkpoint.")
 @click.option("--allow-config-change", is_flag=True,
               help="With --resume: continue even if CONFIG/--set differ from the run's config.")
-@click.option("--seed", type=int, help="Override the config's seed.")
+@click.option("--seed", type=click.IntRange(min=0), help="Override the config's seed.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
 def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, quiet):
     """Train the model described by CONFIG and write a run directory.
@@ -181,6 +192,7 @@ def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, qui
     console = _console()
     summary = run_training(cfg, run_dir=run_dir, seed=seed, console=console,
                            warn=lambda warnings: print_warnings(err, warnings),
+                           threads=click.get_current_context().obj["threads"],
                            interactive=console.is_terminal and sys.stdout.isatty(), quiet=quiet,
                            resume=resume_dir is not None,
                            changes=differences if resume_dir is not None else ())

@@ -148,11 +148,13 @@ def test_live_bar_at_60_columns_keeps_each_field_whole():
         assert any(field in line for line in lines), shown
 
 
-@pytest.mark.parametrize("option, value", [("--samples", "0"), ("--entries", "0"),
-                                           ("--tolerance", "-1"), ("--tolerance", "0")])
-def test_gradcheck_options_are_checked(dlcli_exe, tmp_path, option, value):
+@pytest.mark.parametrize("command, option, value", [
+    ("gradcheck", "--samples", "0"), ("gradcheck", "--entries", "0"),
+    ("gradcheck", "--tolerance", "-1"), ("gradcheck", "--tolerance", "0"),
+    ("train", "--seed", "-1")])
+def test_options_are_checked(dlcli_exe, tmp_path, command, option, value):
     config = write_config(tmp_path / "moons.yaml", moons_mlp())
-    result = run(dlcli_exe, "gradcheck", config, option, value, cwd=tmp_path)
+    result = run(dlcli_exe, command, config, option, value, cwd=tmp_path)
     assert result.returncode == 2, result.stdout
     lines = result.stderr.decode().splitlines()
     assert len(lines) == 1 and option in lines[0] and "internal error" not in lines[0]

@@ -56,6 +56,9 @@ TRAINING = {
     "clip_value": (r.optional(r.number(0.0, min_open=True)), None),
     "schedule": ("schedule", None),
     "diagnostics": (r.boolean, False),
+    # epochs between checkpoints, or auto: as often as keeps writing near 10% of the time
+    "checkpoint_every": (r.Rule("a positive integer or 'auto'",
+                                lambda v: v if v == "auto" else r.positive_int(v)), "auto"),
 }
 
 # Keys Keras, Lightning or Hydra users put elsewhere: (section, key) -> where dlcli reads it.

@@ -165,6 +165,8 @@ def write_summary(run_dir, config, model, task, trainer, monitor, started, statu
         "versions": {"dlcli": __version__, "python": platform.python_version(),
                      "numpy": np.__version__},
         "pid": os.getpid(),
+        "checkpoint_every": config["training"]["checkpoint_every"],
+        "threads": getattr(trainer, "blas_threads", None),
     }
     try:
         write_json(run_dir / "summary.json", json_safe(summary))

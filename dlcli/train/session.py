@@ -56,12 +56,15 @@ def interrupt_handlers(trainer):
 
 
 def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=False,
-          quiet=False, resume: bool = False, changes: list[str] = (), warn=None) -> dict:
+          quiet=False, resume: bool = False, changes: list[str] = (), warn=None,
+          threads="auto") -> dict:
     """Train ``config`` into a new run directory, or continue ``run_dir`` when ``resume``.
 
     ``changes``: the config differences the user allowed on resume (from ``open_resume``).
     ``warn``: called with the config's warnings before training starts (they are then left
     out of the summary's ``warnings``, which lists what training itself found).
+    ``threads``: ``"auto"`` measures the model's step to pick the BLAS thread count
+    (:mod:`dlcli.train.threads`); a number says it was forced (``--threads N``).
 
     Returns the summary also written to ``summary.json``.
     """
@@ -102,6 +105,13 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
                       clip_norm=training["clip_norm"], clip_value=training["clip_value"],
                       schedule=schedule)
     normalizer_state = splits.normalizer.state()
+    from dlcli.train import threads as blas_threads
+    trainer.blas_threads = blas_threads.choose(
+        config, x_train, y_train, task, seed, threads,
+        resumed=blas_threads.previous_count(run_dir) if resume else None)
+    if console is not None and not quiet:
+        console.print(blas_threads.describe(trainer.blas_threads), markup=False,
+                      highlight=False)
     with RunLock(run_dir) as lock:
         if lock.taken_over is not None:
             warnings.append(f"took over the stale lock of process {lock.taken_over}")
@@ -124,7 +134,8 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
         resolved["model"]["input_shape"] = list(display_shape(model.input_shape))
         write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
 
-        checkpointer = Checkpointer(run_dir, monitor, normalizer_state)
+        checkpointer = Checkpointer(run_dir, monitor, normalizer_state,
+                                    training["checkpoint_every"])
         if resume:
             checkpointer.last_good = f"{path} (epoch {trainer.epoch}, step {trainer.step})"
         callbacks = [monitor, MetricsLogger(run_dir, rows)]
