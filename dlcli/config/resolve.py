@@ -271,6 +271,13 @@ def _early_stopping(v, value, path, present):
     return v.section(value, EARLY_STOPPING, path, {})
 
 
+def _parallel(v, value, path, present):
+    if value is None:
+        return None
+    from dlcli.config.schema import PARALLEL
+    return v.section(value, PARALLEL, path, {})
+
+
 def resolve(raw, *, path: pathlib.Path | None = None) -> Config:
     """Validate ``raw`` (a parsed YAML document) and fill in every default."""
     _load_engine()
@@ -288,6 +295,7 @@ def resolve(raw, *, path: pathlib.Path | None = None) -> Config:
         "optimizer": lambda value, p, present: _optimizer(v, value, p, present),
         "early_stopping": lambda value, p, present: _early_stopping(v, value, p, present),
         "schedule": lambda value, p, present: _schedule(v, value, p, present),
+        "parallel": lambda value, p, present: _parallel(v, value, p, present),
         "section": None,
     }
     sections = {"data": DATA, "model": MODEL, "training": TRAINING}

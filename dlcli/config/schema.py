@@ -59,6 +59,13 @@ TRAINING = {
     # epochs between checkpoints, or auto: as often as keeps writing near 10% of the time
     "checkpoint_every": (r.Rule("a positive integer or 'auto'",
                                 lambda v: v if v == "auto" else r.positive_int(v)), "auto"),
+    "tensorboard": (r.boolean, False),  # TensorBoard event files in <run>/tensorboard/
+    "parallel": ("parallel", None),  # data-parallel shards (dlcli.parallel)
+}
+
+PARALLEL = {
+    "shards": (r.positive_int, REQUIRED),
+    "reduce": (r.choice("tree", "allreduce"), "tree"),
 }
 
 # Keys Keras, Lightning or Hydra users put elsewhere: (section, key) -> where dlcli reads it.

@@ -2,6 +2,7 @@
 loop with its callbacks, write its summary."""
 
 import contextlib
+import functools
 import pathlib
 import signal
 import time
@@ -55,25 +56,37 @@ def interrupt_handlers(trainer):
             signal.signal(signum, handler)
 
 
-def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=False,
-          quiet=False, resume: bool = False, changes: list[str] = (), warn=None,
-          threads="auto") -> dict:
+def train(config: Config, **options) -> dict:
     """Train ``config`` into a new run directory, or continue ``run_dir`` when ``resume``.
 
-    ``changes``: the config differences the user allowed on resume (from ``open_resume``).
-    ``warn``: called with the config's warnings before training starts (they are then left
-    out of the summary's ``warnings``, which lists what training itself found).
-    ``threads``: ``"auto"`` measures the model's step to pick the BLAS thread count
-    (:mod:`dlcli.train.threads`); a number says it was forced (``--threads N``).
+    ``options``: ``run_dir``, ``seed``, ``console``, ``interactive``, ``quiet``, ``resume``
+    and ``changes`` (the config differences the user allowed on resume, from
+    ``open_resume``); ``warn`` is called with the config's warnings before training (they
+    are then left out of the summary's); ``threads``: ``"auto"`` measures the model's step
+    to pick the BLAS thread count (:mod:`dlcli.train.threads`), a number was forced. With
+    ``training.parallel`` or under an MPI launcher the run is data-parallel
+    (``dlcli.parallel``): rank 0 runs it here, the other ranks follow.
 
     Returns the summary also written to ``summary.json``.
     """
+    from dlcli.parallel import plan as parallel_plan
+    par = parallel_plan(config)
+    if par is None:
+        return _train(config, None, **options)
+    from dlcli.parallel.follower import follow
+    return par.run(lambda: _train(config, par, **options),
+                   lambda: follow(config, par, **options))
+
+
+def _train(config: Config, par, *, run_dir=None, seed=None, console=None, interactive=False,
+           quiet=False, resume: bool = False, changes: list[str] = (), warn=None,
+           threads="auto") -> dict:
     if seed is not None:
         config.data["seed"] = seed
     seed = config["seed"]
     prep = prepare(config, seed)
     model, loss, task, splits = prep.model, prep.loss, prep.task, prep.splits
-    warnings = list(prep.warnings)
+    warnings = list(prep.warnings) + (par.notes if par is not None else [])
     if warn is not None:
         warn(warnings)
         warnings = []
@@ -99,11 +112,12 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
     schedule = None
     if training.get("schedule"):
         schedule = make_schedule(training["schedule"], optimizer.lr, training["epochs"])
-    trainer = Trainer(model, loss, optimizer, task=task, batch_size=training["batch_size"],
-                      epochs=training["epochs"], rng=train_rng, shuffle=training["shuffle"],
-                      n_classes=splits.n_classes,
-                      clip_norm=training["clip_norm"], clip_value=training["clip_value"],
-                      schedule=schedule)
+    make = Trainer if par is None else functools.partial(par.make_trainer, seed=seed)
+    trainer = make(model, loss, optimizer, task=task, batch_size=training["batch_size"],
+                   epochs=training["epochs"], rng=train_rng, shuffle=training["shuffle"],
+                   n_classes=splits.n_classes,
+                   clip_norm=training["clip_norm"], clip_value=training["clip_value"],
+                   schedule=schedule)
     normalizer_state = splits.normalizer.state()
     from dlcli.train import threads as blas_threads
     trainer.blas_threads = blas_threads.choose(
@@ -121,7 +135,8 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
         rows, path = [], None
         if resume:
             path, rows = _restore(run_dir, model, optimizer, trainer, monitor,
-                                  normalizer_state, changes, warnings)
+                                  normalizer_state, changes, warnings,
+                                  share=par.share if par is not None else None)
         else:
             (run_dir / "checkpoints").mkdir()
             if splits.class_names is not None:
@@ -147,6 +162,10 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
             if trainer.resumes_mid_epoch:
                 diagnostics.partial_epoch = trainer.epoch + 1
             callbacks.append(diagnostics)
+        if training.get("tensorboard"):  # after diagnostics: it writes that epoch's row too
+            from dlcli.train.tensorboard import TensorBoardLogger
+            callbacks.append(TensorBoardLogger(run_dir, diagnostics,
+                                               trainer.epoch if resume else None))
         if console is not None:
             callbacks.append(Progress(console, interactive, quiet))
         callbacks.append(checkpointer)
@@ -208,11 +227,15 @@ def _open_run_dir(config: Config, run_dir, resume: bool) -> pathlib.Path:
     return run_dir
 
 
-def _restore(run_dir, model, optimizer, trainer, monitor, normalizer_state, changes, warnings):
+def _restore(run_dir, model, optimizer, trainer, monitor, normalizer_state, changes, warnings,
+             share=None):
     """Load the latest good checkpoint into the model, optimizer, trainer and monitor; returns
-    its path and the metric rows up to it (later rows are replayed by the resumed run)."""
+    its path and the metric rows up to it (later rows are replayed by the resumed run).
+    ``share(parts)`` hands the checkpoint to the other ranks of a data-parallel run."""
     path, parts, fallbacks = ckpt.load_latest(run_dir / "checkpoints")
     warnings += fallbacks
+    if share is not None:
+        share(parts)
     ckpt.check_matches(parts["model"], model.expected_state(), str(path))
     model.load_state_dict(parts["model"])
     try:
