@@ -28,44 +28,6 @@ def _console(quiet=False, stderr=False):
     return _Console(stderr=stderr, quiet=quiet, highlight=False)
 
 
-def _config_key(name: str) -> str | None:
-    """The config key path an option-like name stands for (``epochs`` -> training.epochs)."""
-    from dlcli.config.schema import DATA, MODEL, TOP, TRAINING, misplaced
-
-    name = name.replace("-", "_")
-    for prefix, section in (("", TOP), ("data.", DATA), ("model.", MODEL),
-                            ("training.", TRAINING)):
-        if name in section and not (prefix == "" and name in ("data", "model", "training")):
-            return prefix + name
-    return misplaced("", name)
-
-
-def _set_form_hint(args: list[str], exc) -> str | None:
-    """``--epochs 5`` or a bare ``training.epochs=5`` (Hydra) answered with the --set form."""
-    import re
-
-    if isinstance(exc, click.NoSuchOption):
-        option = exc.option_name
-        key = _config_key(option.lstrip("-"))
-        if key is None:
-            return None
-        value = "VALUE"
-        for i, token in enumerate(args):
-            if token == option and i + 1 < len(args):
-                value = args[i + 1]
-            elif token.startswith(option + "="):
-                value = token.split("=", 1)[1]
-        return (f"no option {option}; config keys are changed with --set: "
-                f"--set {key}={value}")
-    if "unexpected extra argument" in exc.format_message():
-        bare = [t for i, t in enumerate(args) if re.match(r"^[A-Za-z_][\w.\[\]]*=", t)
-                and (i == 0 or args[i - 1] != "--set")]
-        if bare:
-            return ("config keys are changed with --set: "
-                    + " ".join(f"--set {t}" for t in bare))
-    return None
-
-
 class DlcliGroup(click.Group):
     """Maps user errors to one line on stderr and exit 2 (1 for training failures)."""
 
@@ -90,7 +52,8 @@ class DlcliGroup(click.Group):
                 raise
             ctx = exc.ctx
             cmd = ctx.command_path if ctx else "dlcli"
-            hint = _set_form_hint(args, exc)
+            from dlcli.config.hints import set_form_hint
+            hint = set_form_hint(args, exc)
             if hint:
                 click.echo(f"{cmd}: {hint}", err=True)
             else:
