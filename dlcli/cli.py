@@ -165,6 +165,9 @@ def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, qui
                            changes=differences if resume_dir is not None else ())
     print_warnings(err, summary.get("warnings", []))
     print_train_summary(console, summary)
+    if summary.get("threads"):
+        from dlcli.train.threads import describe
+        console.print(describe(summary["threads"]), markup=False, highlight=False)
 
 
 @cli.command("eval")

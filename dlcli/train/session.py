@@ -123,9 +123,6 @@ def _train(config: Config, par, *, run_dir=None, seed=None, console=None, intera
     trainer.blas_threads = blas_threads.choose(
         config, x_train, y_train, task, seed, threads,
         resumed=blas_threads.previous_count(run_dir) if resume else None)
-    if console is not None and not quiet:
-        console.print(blas_threads.describe(trainer.blas_threads), markup=False,
-                      highlight=False)
     with RunLock(run_dir) as lock:
         if lock.taken_over is not None:
             warnings.append(f"took over the stale lock of process {lock.taken_over}")
