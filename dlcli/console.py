@@ -42,25 +42,31 @@ def print_table(console, table) -> None:
     def plain(value) -> str:
         return (value.plain if isinstance(value, Text) else str(value)).strip()
 
-    # Rendered at this width, does every header and value still appear whole? Rich may
-    # shorten a cell ("…") or fold a long token over two lines; a cell may only wrap between
-    # its words.
-    probe = Console(file=io.StringIO(), width=console.width, color_system=None)
+    # Rendered at this width, does every header and value still appear whole, on one line?
+    # Rich may shorten a cell ("…"), fold a long token or wrap a header over two lines.
+    probe = Console(file=io.StringIO(), width=console.width, color_system=None,
+                    legacy_windows=False, safe_box=console.safe_box)
     probe.print(table)
     shown = probe.file.getvalue()
-    words = {w for column in table.columns
-             for c in (column.header, *column.cells) for w in plain(c).split()}
-    if all(w in shown for w in words):
+    cells = {plain(c) for column in table.columns for c in (column.header, *column.cells)}
+    if all(c in shown for c in cells):
         console.print(table)
         return
 
+    from dlcli.terminal import fold_fields
     if table.title:
-        console.print(plain(table.title), markup=False)
+        console.print(plain(table.title), markup=False, soft_wrap=True)
     headers = [plain(column.header) for column in table.columns]
     for cells in zip(*(list(column.cells) for column in table.columns)):
         values = [plain(cell) for cell in cells]
-        rest = ", ".join(f"{h} {v}".strip() for h, v in zip(headers[1:], values[1:]) if v)
-        console.print(f"{values[0]}: {rest}" if values[0] else rest, markup=False)
+        fields = [f"{h} {v}".strip() + "," for h, v in zip(headers[1:], values[1:]) if v]
+        if fields:
+            fields[-1] = fields[-1][:-1]
+        if values[0]:
+            fields.insert(0, f"{values[0]}:")
+        # Broken only between "header value" fields, each whole on its line.
+        console.print("\n".join(fold_fields(fields, console.width, sep=" ")), markup=False,
+                      soft_wrap=True)
 
 
 def print_warnings(console, warnings) -> None:

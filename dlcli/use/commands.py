@@ -5,8 +5,7 @@ import click
 
 from dlcli.console import make_console
 
-# runs.STATUSES, spelled out so that --help need not import dlcli.use.runs (a test holds them
-# equal)
+# runs.STATUSES, spelled out so that --help need not import dlcli.use.runs (a test holds them equal)
 RUN_STATUSES = ("running", "finished", "interrupted", "failed", "diverged")
 
 
@@ -65,7 +64,8 @@ def compare(run_dirs, as_json):
                    "only the validation curve; lr the learning rate. Default: all, loss first.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Figure file (.png, .pdf, .svg; default <run>-<kind>.png; never "
-                   "overwrites).")
+                   "overwrites without --force).")
+@click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 @click.option("--confusion", is_flag=True, help="Confusion matrix of a classification run "
               "(evaluates the best checkpoint on --split).")
 @click.option("--filters", is_flag=True, help="The first layer's weights of an image model "
@@ -74,7 +74,7 @@ def compare(run_dirs, as_json):
               "activation diagnostics (diagnostics.jsonl).")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test",
               show_default=True, help="Split for --confusion.")
-def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split):
+def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split, force):
     """Draw learning curves of one or more runs (or another figure of one run).
 
     Needs matplotlib: pip install 'dlcli[plot]'.
@@ -95,7 +95,7 @@ def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split):
         raise click.UsageError(f"--metric applies to learning curves, not --{kind}")
     first = pathlib.Path(run_dirs[0])
     target = pathlib.Path(output or f"{first.resolve().name}-{kind}.png")
-    plotting.check_output(target)
+    plotting.check_output(target, force)
     plotting.require_matplotlib()
     if kind == "curves":
         from dlcli.use.report import print_warnings
@@ -115,5 +115,5 @@ def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split):
         rows, warnings = plotting.read_diagnostics(first)
         print_warnings(make_console(stderr=True), warnings)
         fig = plotting.diagnostics_figure(rows, first.name)
-    plotting.save(fig, target)
+    plotting.save(fig, target, force)
     make_console(stderr=True).print(f"wrote {target}", markup=False)
