@@ -198,3 +198,23 @@ def restore_rng(rng: np.random.Generator, array: np.ndarray) -> None:
     """Set ``rng``'s state in place (layers holding the same generator follow)."""
     state = json.loads(bytes(np.asarray(array, dtype=np.uint8)).decode())
     rng.bit_generator.state = state
+
+
+def find_checkpoint(target, which: str = "best") -> tuple[pathlib.Path, pathlib.Path]:
+    """(run directory, checkpoint file) from a run directory or a checkpoint path."""
+    target = pathlib.Path(target)
+    if target.is_dir():
+        path = target / "checkpoints" / f"{which}.npz"
+        if not path.is_file():
+            if not (target / "config.yaml").is_file():
+                raise CheckpointError("not a dlcli run directory (no config.yaml)",
+                                      where=str(target))
+            raise CheckpointError(f"the run has no {which} checkpoint", where=str(path))
+        return target, path
+    if target.is_file() and target.suffix == ".json" and target.with_suffix(".npz").is_file():
+        raise CheckpointError(f"is a checkpoint's manifest; give the checkpoint "
+                              f"{target.with_suffix('.npz').name} beside it", where=str(target))
+    if target.is_file():
+        run_dir = target.parent.parent if target.parent.name == "checkpoints" else target.parent
+        return run_dir, target
+    raise CheckpointError("no such run directory or checkpoint", where=str(target))

@@ -68,8 +68,7 @@ def _train(config: Config, par, *, run_dir=None, seed=None, console=None, intera
     if init_from and not resume:
         path = config.base_dir / init_from
         if path.is_dir():  # a run directory, as eval and predict take it: its best weights
-            from dlcli.use.evaluate import find_checkpoint
-            _, path = find_checkpoint(path, "best")
+            _, path = ckpt.find_checkpoint(path, "best")
         parts = ckpt.load(path, verified=None)
         ckpt.check_matches(parts["model"], model.expected_state(), str(path))
         model.load_state_dict(parts["model"])

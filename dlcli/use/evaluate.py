@@ -9,6 +9,7 @@ import numpy as np
 from dlcli.config.resolve import Config, resolve
 from dlcli.errors import CheckpointError, DataError
 from dlcli.train import checkpoint as ckpt
+from dlcli.train.checkpoint import find_checkpoint  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -25,31 +26,11 @@ class LoadedRun:
     table: object = None  # data.tabular.Table: categories and fill values of CSV columns
 
 
-def find_checkpoint(target, which: str = "best") -> tuple[pathlib.Path, pathlib.Path]:
-    """(run directory, checkpoint file) from a run directory or a checkpoint path."""
-    target = pathlib.Path(target)
-    if target.is_dir():
-        path = target / "checkpoints" / f"{which}.npz"
-        if not path.is_file():
-            if not (target / "config.yaml").is_file():
-                raise CheckpointError("not a dlcli run directory (no config.yaml)",
-                                      where=str(target))
-            raise CheckpointError(f"the run has no {which} checkpoint", where=str(path))
-        return target, path
-    if target.is_file() and target.suffix == ".json" and target.with_suffix(".npz").is_file():
-        raise CheckpointError(f"is a checkpoint's manifest; give the checkpoint "
-                              f"{target.with_suffix('.npz').name} beside it", where=str(target))
-    if target.is_file():
-        run_dir = target.parent.parent if target.parent.name == "checkpoints" else target.parent
-        return run_dir, target
-    raise CheckpointError("no such run directory or checkpoint", where=str(target))
-
-
 def load_run(target, which: str = "best") -> LoadedRun:
     """Rebuild a run's model from its config.yaml and the weights of one checkpoint."""
     from dlcli.config import loader
     from dlcli.data.prepare import Normalizer
-    from dlcli.train.session import prepare
+    from dlcli.train.build import prepare
 
     run_dir, path = find_checkpoint(target, which)
     config_path = run_dir / "config.yaml"
@@ -137,7 +118,7 @@ def evaluate_run(run: LoadedRun, split: str | None = "test", data_source: str | 
     """
     from dlcli.data.prepare import prepare as prepare_data
     from dlcli.train.metrics import evaluate
-    from dlcli.train.session import targets
+    from dlcli.train.build import targets
 
     reconstruction = run.task == "reconstruction"
     if images is not None:
