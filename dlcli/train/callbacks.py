@@ -107,18 +107,24 @@ class Monitor(Callback):
 class Checkpointer(Callback):
     """Writes ``checkpoints/last.npz`` every epoch (and when interrupted mid-epoch) and
     ``checkpoints/best.npz`` when the monitored metric improves (Keras' ModelCheckpoint with
-    save_best_only). Each is committed by its manifest; the previous ``last`` is kept as
-    ``previous`` until the new one is committed."""
+    save_best_only), by the protocol of :mod:`dlcli.train.recovery`: the current ``last`` is
+    linked to ``previous`` only when it verifies, and a new ``last`` is written only while
+    another pair holds a verified copy. Runs after early stopping, so the stop decision is
+    part of the checkpointed state."""
 
-    def __init__(self, run_dir: pathlib.Path, monitor: Monitor, normalizer_state: dict):
+    def __init__(self, run_dir: pathlib.Path, monitor: Monitor, normalizer_state: dict,
+                 stopper=None):
         self.dir = run_dir / "checkpoints"
         self.monitor = monitor
+        self.stopper = stopper
         self.normalizer_state = normalizer_state
         self.last_good = None
 
     def save_last(self, trainer):
         """Keep the current ``last`` as ``previous``, then write and commit the new ``last``."""
         state = {**trainer.state_dict(), **self.monitor.state_dict()}
+        if self.stopper is not None:
+            state.update(self.stopper.state_dict())
         path = self.dir / "last.npz"
         try:
             ckpt.rotate(self.dir, "last", "previous")
@@ -133,7 +139,7 @@ class Checkpointer(Callback):
     def on_epoch_end(self, trainer, epoch, logs):
         improved = logs.get("best", False)
         self.save_last(trainer)
-        if improved or not (self.dir / "best.npz").exists():
+        if improved or (self.monitor.best_epoch == 0 and not (self.dir / "best.npz").exists()):
             # The same state as last: link it (files are replaced, never rewritten in place).
             try:
                 ckpt.rotate(self.dir, "last", "best")
@@ -160,3 +166,9 @@ class EarlyStopping(Callback):
         if self.monitor.wait > 0 and self.monitor.wait >= self.patience:
             trainer.stop_training = True
             self.stopped_epoch = epoch
+
+    def state_dict(self) -> dict:
+        return {"stopped_epoch": np.int64(self.stopped_epoch or 0)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stopped_epoch = int(state.get("stopped_epoch", 0)) or None

@@ -18,8 +18,7 @@ from dlcli.config.resolve import Config, build_model, compute_dtype, flatten_key
 from dlcli.errors import ConfigError, DataError, RunInterrupted, TrainingError
 from dlcli.registry import LOSSES, OPTIMIZERS
 from dlcli.train import checkpoint as ckpt
-from dlcli.train.io import (pid_alive, read_jsonl, read_pid, truncate_jsonl, write_json,
-                            write_text)
+from dlcli.train.io import read_jsonl, read_pid, truncate_jsonl, write_json, write_text
 
 
 @dataclass
@@ -187,7 +186,8 @@ def config_differences(run_config: dict, new_config: dict) -> list[str]:
 
 
 class RunLock:
-    """``<run>/lock`` holding the writer's pid; a stale lock of a dead process is taken over."""
+    """``<run>/lock`` holding the writer's pid and start time; the lock of a process that is
+    gone (its pid free, or reused by a process that started later) is taken over."""
 
     def __init__(self, run_dir: pathlib.Path):
         self.path = run_dir / "lock"
@@ -196,17 +196,23 @@ class RunLock:
     def __enter__(self):
         # The pid is written to a private file first and hard-linked into place, so the
         # lock never exists without its pid (another process could take an empty one for
-        # stale).
-        from dlcli.train.io import TMP_PREFIX
+        # stale). The private file goes whatever happens, a full disk included.
+        from dlcli.train.io import TMP_PREFIX, lock_text
         mine = self.path.with_name(f"{TMP_PREFIX}lock.{os.getpid()}")
-        mine.write_text(f"{os.getpid()}\n")
         try:
+            try:
+                with open(mine, "w", encoding="utf-8") as handle:
+                    handle.write(lock_text())
+            except OSError as exc:
+                raise DataError(f"cannot write the run's lock: {exc.strerror or exc}",
+                                where=str(mine)) from None
             return self._take(mine)
         finally:
             with contextlib.suppress(OSError):
                 mine.unlink()
 
     def _take(self, mine: pathlib.Path):
+        from dlcli.train.io import lock_holder_alive, lock_text, parse_lock
         for _ in range(2):
             try:
                 try:
@@ -216,16 +222,31 @@ class RunLock:
                 except OSError:  # no hard links here (or our file vanished): create in place
                     fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
                     with os.fdopen(fd, "w") as handle:
-                        handle.write(f"{os.getpid()}\n")
+                        handle.write(lock_text())
             except FileExistsError:
-                pid = read_pid(self.path)
-                if pid is not None and pid != os.getpid() and pid_alive(pid):
-                    raise DataError(f"is being written by another dlcli process (pid {pid}); "
-                                    "wait for it or stop it first", where=str(self.path.parent))
-                self.taken_over = pid
+                try:
+                    text = self.path.read_text(encoding="utf-8", errors="replace")
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise DataError(f"cannot read the run's lock: {exc.strerror}",
+                                    where=str(self.path)) from None
+                holder = parse_lock(text)
+                if holder is None:
+                    raise DataError(f"holds {text.strip()[:40]!r}, not a dlcli lock (a pid and "
+                                    "its start time); if no dlcli process writes this run, "
+                                    "delete the file", where=str(self.path))
+                if holder[0] != os.getpid() and lock_holder_alive(*holder):
+                    raise DataError(f"is being written by another dlcli process (pid "
+                                    f"{holder[0]}); wait for it or stop it first",
+                                    where=str(self.path.parent))
+                self.taken_over = holder[0]
                 with contextlib.suppress(FileNotFoundError):
                     self.path.unlink()
                 continue
+            except OSError as exc:
+                raise DataError(f"cannot write the run's lock: {exc.strerror or exc}",
+                                where=str(self.path)) from None
             return self
         raise DataError("cannot take the run's lock file", where=str(self.path))
 
@@ -374,7 +395,8 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
             warnings.append(f"removed the leftover temporary file {tmp}")
         rows = []
         if resume:
-            path, parts, fallbacks = ckpt.load_latest(run_dir / "checkpoints")
+            from dlcli.train.recovery import latest, reconcile_best
+            path, parts, fallbacks = latest(run_dir / "checkpoints")
             warnings += fallbacks
             ckpt.check_matches(parts["model"], model.expected_state(), str(path))
             model.load_state_dict(parts["model"])
@@ -387,6 +409,12 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
             except ValueError as exc:
                 raise DataError(f"trainer state does not fit: {exc}", where=str(path)) from None
             monitor.load_state_dict(parts["trainer"])
+            warnings += reconcile_best(run_dir / "checkpoints", monitor.best_epoch)
+            if changes and trainer.stop_training:  # trained further on purpose
+                trainer.stop_training = False
+            # A summary of an earlier stop would disagree with what this run writes.
+            with contextlib.suppress(FileNotFoundError):
+                (run_dir / "summary.json").unlink()
             if not _check_same_normalizer(parts["normalizer"], normalizer_state, path,
                                           data_changed=any(c.startswith(("data.", "seed:"))
                                                            for c in changes)):
@@ -409,7 +437,12 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
         resolved["model"]["input_shape"] = list(display_shape(model.input_shape))
         write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
 
-        checkpointer = Checkpointer(run_dir, monitor, normalizer_state)
+        stopper = None
+        if training["early_stopping"]:
+            stopper = EarlyStopping(monitor, training["early_stopping"]["patience"])
+            if resume and trainer.stop_training:
+                stopper.load_state_dict(parts["trainer"])
+        checkpointer = Checkpointer(run_dir, monitor, normalizer_state, stopper)
         if resume:
             checkpointer.last_good = f"{path} (epoch {trainer.epoch}, step {trainer.step})"
         callbacks = [monitor, MetricsLogger(run_dir, rows)]
@@ -424,11 +457,9 @@ def train(config: Config, *, run_dir=None, seed=None, console=None, interactive=
             callbacks.append(diagnostics)
         if console is not None:
             callbacks.append(Progress(console, interactive, quiet))
-        callbacks.append(checkpointer)
-        stopper = None
-        if training["early_stopping"]:
-            stopper = EarlyStopping(monitor, training["early_stopping"]["patience"])
+        if stopper is not None:  # before the checkpoint: the stop decision is saved with it
             callbacks.append(stopper)
+        callbacks.append(checkpointer)
         trainer.callbacks = callbacks
 
         started = time.perf_counter()
