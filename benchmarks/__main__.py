@@ -70,7 +70,7 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    from dlcli.timing import blas_info
+    from dlcli.inspect.timing import blas_info
     import numpy as np
     blas = blas_info()
     if blas.get("threads") is None:

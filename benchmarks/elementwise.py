@@ -1,7 +1,7 @@
 """``python -m benchmarks.elementwise``: ways of running an optimizer update in NumPy.
 
-The SGD-momentum and Adam updates of dlcli (:func:`dlcli.nn.optimizers.sgd_update`,
-:func:`~dlcli.nn.optimizers.adam_update`) on one packed buffer the size of the benchmark
+The SGD-momentum and Adam updates of dlcli (:func:`dlcli.nn.optim.sgd_update`,
+:func:`~dlcli.nn.optim.adam_update`) on one packed buffer the size of the benchmark
 MLP's parameters (235,146 float32), run three ways: whole (what the trainer does), in
 cache-sized chunks (one call per chunk), and split over two Python threads (NumPy releases
 the GIL inside each ufunc). SGD's whole-buffer update runs twice: through BLAS axpby/axpy
@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from dlcli.nn import blas
-from dlcli.nn.optimizers import adam_update, sgd_update
+from dlcli.nn.optim import adam_update, sgd_update
 
 SIZE = 235_146
 

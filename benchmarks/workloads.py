@@ -120,7 +120,7 @@ class DlcliRunner:
     """One epoch at a time through dlcli's own Trainer (the loop ``dlcli train`` runs)."""
 
     def __init__(self, w: dict):
-        import dlcli.nn.optimizers  # noqa: F401 - registers the optimizers
+        import dlcli.nn.optim  # noqa: F401 - registers the optimizers
         from dlcli.registry import OPTIMIZERS
         from dlcli.train.trainer import Trainer
 

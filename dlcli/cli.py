@@ -113,7 +113,7 @@ def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, qui
     last checkpoint left it.
     """
     from dlcli.config import load_config
-    from dlcli.report import print_train_summary, print_warnings
+    from dlcli.use.report import print_train_summary, print_warnings
     from dlcli.train.session import open_resume, train as run_training
 
     err = _console(stderr=True)
@@ -162,8 +162,8 @@ def eval_(run, checkpoint, data_source, split, as_json, images, batch_size):
 
     Reconstruction runs are compared with PCA at the bottleneck's width.
     """
-    from dlcli.inference import evaluate_run, load_run
-    from dlcli.report import print_eval
+    from dlcli.use.evaluate import evaluate_run, load_run
+    from dlcli.use.report import print_eval
 
     loaded = load_run(run, checkpoint)
     result = evaluate_run(loaded, split, data_source, images=images, batch_size=batch_size)
@@ -194,8 +194,8 @@ def predict(run, input_path, output, checkpoint, layer, batch_size):
     """
     import pathlib
 
-    from dlcli.inference import load_run, predict_file
-    from dlcli.report import check_prediction_target, write_predictions
+    from dlcli.use.evaluate import load_run, predict_file
+    from dlcli.use.report import check_prediction_target, write_predictions
 
     target = pathlib.Path(output or pathlib.Path(input_path).stem + ".predictions.csv")
     check_prediction_target(target)
@@ -213,8 +213,8 @@ def predict(run, input_path, output, checkpoint, layer, batch_size):
 def shapes(config, overrides, as_json):
     """Print each layer's output shape, size, parameters and multiply-adds (no training)."""
     from dlcli.config import load_config
-    from dlcli.report import print_shapes
-    from dlcli.summary import shapes_report
+    from dlcli.use.report import print_shapes
+    from dlcli.inspect.shapes import shapes_report
 
     cfg = load_config(config, overrides)
     report = shapes_report(cfg)
@@ -250,8 +250,8 @@ def config_(config, overrides):
 def gradcheck(config, overrides, samples, entries, tolerance, as_json):
     """Compare backpropagation with central finite differences in float64 (exit 1 on failure)."""
     from dlcli.config import load_config
-    from dlcli.checks import run_gradcheck
-    from dlcli.report import print_gradcheck
+    from dlcli.inspect.gradcheck import run_gradcheck
+    from dlcli.use.report import print_gradcheck
 
     cfg = load_config(config, overrides)
     result = run_gradcheck(cfg, samples, entries, tolerance)
@@ -276,8 +276,8 @@ def time_(config, overrides, batches, warmup, as_json):
     """Time training steps of CONFIG's model: per layer forward/backward ms, loss,
     optimizer, data gathering, samples/s and GFLOP/s (nothing is written)."""
     from dlcli.config import load_config
-    from dlcli.report import print_timing
-    from dlcli.timing import time_config
+    from dlcli.use.report import print_timing
+    from dlcli.inspect.timing import time_config
 
     cfg = load_config(config, overrides)
     result = time_config(cfg, batches=batches, warmup=warmup)
@@ -288,7 +288,7 @@ def time_(config, overrides, batches, warmup, as_json):
         print_timing(_console(), result)
 
 
-# runs.STATUSES, spelled out so that --help need not import dlcli.runs (a test holds them equal)
+# runs.STATUSES, spelled out so that --help need not import dlcli.use.runs (a test holds them equal)
 RUN_STATUSES = ("running", "finished", "interrupted", "failed", "diverged")
 
 
@@ -300,8 +300,8 @@ RUN_STATUSES = ("running", "finished", "interrupted", "failed", "diverged")
 def runs(root, as_json, config_name, status):
     """List the runs in ROOT (default: runs/), newest first, with a loss sparkline."""
     from dlcli.errors import DataError
-    from dlcli.report import print_runs, print_warnings
-    from dlcli.runs import find_runs, select
+    from dlcli.use.report import print_runs, print_warnings
+    from dlcli.use.runs import find_runs, select
 
     try:
         found = select(find_runs(root), config_name, status)
@@ -322,8 +322,8 @@ def runs(root, as_json, config_name, status):
 def compare(run_dirs, as_json):
     """Show the config keys that differ between runs and their final metrics side by side."""
     from dlcli.errors import DataError
-    from dlcli.report import print_compare, print_warnings
-    from dlcli.runs import compare as compare_runs, config_differences, final_metrics, load
+    from dlcli.use.report import print_compare, print_warnings
+    from dlcli.use.runs import compare as compare_runs, config_differences, final_metrics, load
 
     if len(run_dirs) < 2:
         raise click.UsageError("give at least two runs to compare")
@@ -364,7 +364,7 @@ def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split):
     import pathlib
 
     from dlcli.errors import DataError
-    from dlcli import plotting
+    from dlcli.use import plots as plotting
 
     kinds = [k for k, on in (("confusion", confusion), ("filters", filters),
                              ("diagnostics", diagnostics)) if on]
@@ -380,8 +380,8 @@ def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split):
     plotting.check_output(target)
     plotting.require_matplotlib()
     if kind == "curves":
-        from dlcli.report import print_warnings
-        from dlcli.runs import load
+        from dlcli.use.report import print_warnings
+        from dlcli.use.runs import load
         try:
             loaded = [load(path) for path in run_dirs]
         except FileNotFoundError as exc:
@@ -393,12 +393,62 @@ def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split):
     elif kind == "filters":
         fig = plotting.filters_figure(plotting.first_layer_filters(first), first.name)
     else:
-        from dlcli.report import print_warnings
+        from dlcli.use.report import print_warnings
         rows, warnings = plotting.read_diagnostics(first)
         print_warnings(_console(stderr=True), warnings)
         fig = plotting.diagnostics_figure(rows, first.name)
     plotting.save(fig, target)
     _console(stderr=True).print(f"wrote {target}", markup=False)
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False), required=False)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a key of the base config for every trial (repeatable).")
+@click.option("--dir", "directory", type=click.Path(file_okay=False),
+              help="Write the sweep here (must not exist) instead of sweeps/<name>-<time>/.")
+@click.option("--parallel", type=click.IntRange(min=1), metavar="N",
+              help="Trials at once (default: the spec's executor.parallel).")
+@click.option("--dry-run", is_flag=True, help="Validate every trial and print the trial "
+              "table; run nothing.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Continue the sweep in DIR: finished trials are kept, interrupted ones "
+                   "resume from their checkpoints.")
+@click.option("--show", "show_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Print the trials of the sweep in DIR, best first.")
+@click.option("--json", "as_json", is_flag=True, help="With --show: one JSON object.")
+def sweep(spec, overrides, directory, parallel, dry_run, resume_dir, show_dir, as_json):
+    """Run the trials of the sweep SPEC (a YAML file), each an ordinary run directory.
+
+    See docs/sweeps.md for the spec; dlcli plot DIR draws a finished sweep.
+    """
+    from dlcli.sweep import commands
+
+    given = [n for n, v in (("SPEC", spec), ("--resume", resume_dir), ("--show", show_dir))
+             if v]
+    if len(given) != 1:
+        raise click.UsageError("give one of SPEC, --resume DIR or --show DIR")
+    if (resume_dir or show_dir) and (overrides or directory or dry_run):
+        raise click.UsageError("--set, --dir and --dry-run go with a SPEC, not with "
+                               f"{given[0]}")
+    if as_json and not show_dir:
+        raise click.UsageError("--json goes with --show")
+    if show_dir:
+        commands.show_sweep(commands.require_sweep_dir(show_dir), as_json, _console())
+        return
+    console = _console()
+    interactive = console.is_terminal and sys.stdout.isatty()
+    if resume_dir:
+        result = commands.resume_sweep(commands.require_sweep_dir(resume_dir), parallel,
+                                       console=console, interactive=interactive)
+    else:
+        result = commands.new_sweep(spec, overrides, directory, parallel, dry_run,
+                                    console=console, interactive=interactive)
+    if result is not None:
+        for line in commands.summary_lines(result):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        if not result["counts"].get("finished"):
+            sys.exit(1)
 
 
 def main():

@@ -13,8 +13,8 @@ from dlcli.config.resolve import resolve
 from dlcli.data import BUNDLED_DIR
 from dlcli.data.prepare import prepare as prepare_data
 from dlcli.errors import DataError
-from dlcli.inference import evaluate_run, load_run
-from dlcli.summary import shapes_report
+from dlcli.use.evaluate import evaluate_run, load_run
+from dlcli.inspect.shapes import shapes_report
 from dlcli.train.session import prepare, targets, train
 from tests.helpers.configs import write_config
 

@@ -6,7 +6,7 @@ import io
 import pytest
 from rich.console import Console
 
-from dlcli.report import print_gradcheck, print_shapes, print_table
+from dlcli.use.report import print_gradcheck, print_shapes, print_table
 
 GRADCHECK = {"samples": 4, "loss": "binary_crossentropy", "tolerance": 1e-5, "passed": True,
              "params": [{"param": "dense1.weight", "shape": [8, 2], "checked": 16,

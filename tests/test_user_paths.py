@@ -282,7 +282,7 @@ def test_predict_a_layer_in_several_batches_writes_every_input(digits_run, tmp_p
 def test_the_scoring_batch_follows_training_with_a_floor(trained, scored):
     from types import SimpleNamespace
 
-    from dlcli.inference import scoring_batch_size
+    from dlcli.use.evaluate import scoring_batch_size
     run = SimpleNamespace(config={"training": {"batch_size": trained}})
     assert scoring_batch_size(run) == scored
 

@@ -7,9 +7,13 @@ import re
 from dataclasses import dataclass, field
 
 from dlcli.config import loader, rules as r
+from dlcli.config.build import (USUAL_PAIRS, build_model, compute_dtype, infer_task,  # noqa: F401
+                                pairing_warnings, to_internal_shape)
+from dlcli.config.keypaths import (apply_overrides, flatten_keys, format_path,  # noqa: F401
+                                   parse_key_path)
 from dlcli.config.schema import (DATA, EARLY_STOPPING, LAYER_KEY_RULES, MODEL, REQUIRED, TOP,
                                  TRAINING)
-from dlcli.errors import ConfigError, ShapeError
+from dlcli.errors import ConfigError
 from dlcli.registry import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS
 
 
@@ -31,93 +35,6 @@ class Config:
 
     def __getitem__(self, key):
         return self.data[key]
-
-
-# ---- --set overrides ---------------------------------------------------------------
-_PATH_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
-
-
-def parse_key_path(path: str) -> list:
-    """``model.layers[2].units`` -> ['model', 'layers', 2, 'units']."""
-    parts, pos = [], 0
-    while pos < len(path):
-        dotted = path[pos] == "." and bool(parts)
-        if dotted:
-            pos += 1
-        m = _PATH_TOKEN.match(path, pos)
-        # A key after an earlier part needs its dot: "layers[1]units" is a typo.
-        if not m or (parts and m.group(1) is not None and not dotted):
-            raise ConfigError(f"--set: cannot parse key path {path!r} at position {pos}; "
-                              "write keys with dots and list items with brackets, e.g. "
-                              "model.layers[1].units")
-        parts.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
-        pos = m.end()
-    if not parts:
-        raise ConfigError(f"--set: empty key path in {path!r}")
-    return parts
-
-
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply ``key.path=value`` strings; values are parsed as YAML (``lr=1e-3`` is a float)."""
-    raw = copy.deepcopy(raw)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected key.path=value")
-        path_text, value_text = item.split("=", 1)
-        parts = parse_key_path(path_text.strip())
-        value = loader.parse_scalar(value_text)
-        node = raw
-        for i, part in enumerate(parts[:-1]):
-            nxt = parts[i + 1]
-            where = format_path(parts[: i + 1])
-            if isinstance(part, int):
-                if not isinstance(node, list) or part >= len(node):
-                    raise ConfigError(f"--set {path_text}: {where} does not exist")
-                node = node[part]
-            else:
-                if not isinstance(node, dict):
-                    raise ConfigError(f"--set {path_text}: {where} is not a mapping")
-                if part not in node or node[part] is None:
-                    node[part] = [] if isinstance(nxt, int) else {}
-                node = node[part]
-        last = parts[-1]
-        if isinstance(last, int):
-            if not isinstance(node, list) or last >= len(node):
-                raise ConfigError(f"--set {path_text}: index {last} does not exist")
-        elif not isinstance(node, dict):
-            raise ConfigError(f"--set {path_text}: {format_path(parts[:-1])} is not a mapping")
-        node[last] = value
-    return raw
-
-
-def flatten_keys(value, prefix: str = "") -> dict:
-    """``{"training.optimizer.lr": 0.001, "model.layers[1].units": 128, ...}``.
-
-    Mappings become dotted keys and lists of mappings indexed keys; other lists are leaves.
-    """
-    out = {}
-    if isinstance(value, dict):
-        if not value and prefix:
-            out[prefix] = {}
-        for key, item in value.items():
-            out.update(flatten_keys(item, f"{prefix}.{key}" if prefix else str(key)))
-    elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
-        if not value:
-            out[prefix] = []
-        for i, item in enumerate(value):
-            out.update(flatten_keys(item, f"{prefix}[{i}]"))
-    else:
-        out[prefix] = value
-    return out
-
-
-
-
-def format_path(parts) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text
 
 
 # ---- validation --------------------------------------------------------------------
@@ -158,7 +75,7 @@ class _Validator:
 
 
 def _load_engine() -> None:
-    from dlcli.nn import initializers, losses, optimizers  # noqa: F401
+    from dlcli.nn import initializers, losses, optim  # noqa: F401
     from dlcli.nn.model import load_layer_modules
     load_layer_modules()
 
@@ -325,7 +242,7 @@ def _optimizer(v, value, path, present):
 def _schedule(v, value, path, present):
     if value is None:
         return None
-    from dlcli.schedules import validate_schedule
+    from dlcli.nn.optim.schedules import validate_schedule
     resolved, errors = validate_schedule(value)
     for sub, message in errors:
         v.error(path + sub, message)
@@ -338,6 +255,13 @@ def _early_stopping(v, value, path, present):
     if value is True:
         value = {}
     return v.section(value, EARLY_STOPPING, path, {})
+
+
+def _parallel(v, value, path, present):
+    if value is None:
+        return None
+    from dlcli.config.schema import PARALLEL
+    return v.section(value, PARALLEL, path, {})
 
 
 def resolve(raw, *, path: pathlib.Path | None = None) -> Config:
@@ -357,6 +281,7 @@ def resolve(raw, *, path: pathlib.Path | None = None) -> Config:
         "optimizer": lambda value, p, present: _optimizer(v, value, p, present),
         "early_stopping": lambda value, p, present: _early_stopping(v, value, p, present),
         "schedule": lambda value, p, present: _schedule(v, value, p, present),
+        "parallel": lambda value, p, present: _parallel(v, value, p, present),
         "section": None,
     }
     sections = {"data": DATA, "model": MODEL, "training": TRAINING}
@@ -380,47 +305,6 @@ def _ordered(data: dict) -> dict:
     return {k: data[k] for k in order if k in data}
 
 
-def infer_task(config: Config, output_units: int | None = None) -> str:
-    """The task implied by the loss when ``task: auto``."""
-    task = config["task"]
-    if task != "auto":
-        return task
-    loss = config["model"]["loss"]
-    if loss == "categorical_crossentropy":
-        return "classification"
-    if loss in ("binary_crossentropy",):
-        return "multilabel" if (output_units or 1) > 1 else "binary"
-    if loss == "perceptron":
-        return "binary"
-    return "regression"
-
-
-USUAL_PAIRS = {
-    # task -> (output activation, losses) of notes figure 1.10
-    "classification": ({"softmax"}, {"categorical_crossentropy"}),
-    "binary": ({"sigmoid", "binary_step", "identity"}, {"binary_crossentropy", "perceptron",
-                                                         "widrow_hoff", "mse"}),
-    "multilabel": ({"sigmoid"}, {"binary_crossentropy"}),
-    "regression": ({"identity", "sigmoid"}, {"mse", "widrow_hoff", "binary_crossentropy"}),
-    "reconstruction": ({"identity", "sigmoid"}, {"mse", "binary_crossentropy"}),
-}
-
-
-def pairing_warnings(task: str, output_activation: str, loss: str) -> list[str]:
-    """Warn on combinations outside the notes' table (figure 1.10)."""
-    acts, losses = USUAL_PAIRS[task]
-    notes = []
-    if output_activation not in acts or loss not in losses:
-        notes.append(
-            f"task {task} usually pairs output activation {'/'.join(sorted(acts))} with loss "
-            f"{'/'.join(sorted(losses))}; this config has {output_activation} + {loss}")
-    if loss == "categorical_crossentropy" and output_activation != "softmax":
-        notes.append("categorical_crossentropy expects probabilities: end the model in softmax")
-    if loss == "binary_crossentropy" and output_activation not in ("sigmoid",):
-        notes.append("binary_crossentropy expects probabilities in [0, 1]: end the model in sigmoid")
-    return notes
-
-
 def _check_model(config: Config) -> None:
     """Build the layer objects (catching bad values) and walk shapes when possible."""
     from dlcli.nn.model import build_layer
@@ -439,40 +323,6 @@ def _check_model(config: Config) -> None:
     shape = config["model"]["input_shape"]
     if shape is not None:
         build_model(config, to_internal_shape(shape))
-
-
-def to_internal_shape(shape) -> tuple:
-    """The notes' (H, W, C) -> internal (C, H, W); a 2-D (H, W) is one channel."""
-    shape = tuple(shape)
-    if len(shape) == 3:
-        h, w, c = shape
-        return (c, h, w)
-    if len(shape) == 2:
-        return (1,) + shape
-    return shape
-
-
-def compute_dtype(config: Config):
-    """The NumPy dtype of the config's ``dtype`` key (the model's and its data's)."""
-    import numpy as np
-
-    return np.float64 if config["dtype"] == "float64" else np.float32
-
-
-def build_model(config: Config, input_shape: tuple):
-    """The (unbuilt) Model of ``config`` for an internal ``input_shape``; shape problems
-    become a ShapeError naming the layer."""
-    from dlcli.nn.layers.base import IncompatibleShape
-    from dlcli.nn.model import Model
-
-    try:
-        model = Model.from_config(config["model"]["layers"], input_shape, compute_dtype(config))
-        model.shapes()
-    except IncompatibleShape as exc:
-        raise ShapeError(str(exc), file=config.source) from None
-    except (ValueError, KeyError) as exc:
-        raise ConfigError(str(exc).strip("'\""), file=config.source) from None
-    return model
 
 
 def load_config(path, overrides: list[str] = ()) -> Config:

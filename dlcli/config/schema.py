@@ -56,6 +56,12 @@ TRAINING = {
     "clip_value": (r.optional(r.number(0.0, min_open=True)), None),
     "schedule": ("schedule", None),
     "diagnostics": (r.boolean, False),
+    "parallel": ("parallel", None),  # data-parallel shards (dlcli.parallel)
+}
+
+PARALLEL = {
+    "shards": (r.positive_int, REQUIRED),
+    "reduce": (r.choice("tree", "allreduce"), "tree"),
 }
 
 EARLY_STOPPING = {

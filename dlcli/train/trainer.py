@@ -157,8 +157,7 @@ class Trainer:
         params = self.model.parameters()
         grads = [g for _, _, g in params]
         flat = self.model.flat_buffers()
-        x_buf = np.empty((batch,) + x.shape[1:], dtype=x.dtype)
-        y_buf = np.empty((batch,) + y.shape[1:], dtype=y.dtype)
+        x_buf, y_buf = self.batch_buffers(x, y, batch)
         self._epoch_state = None
         self._emit("on_train_begin")
         try:
@@ -177,12 +176,12 @@ class Trainer:
                 for b in range(first, self.batches_per_epoch):
                     index = order[b * batch:(b + 1) * batch]
                     m = len(index)
-                    xb, yb = gather(x, y, index, x_buf, y_buf)
-                    loss, logits = self.train_step(xb, yb, params, grads, flat, epoch, b + 1)
+                    loss, batch_sums = self.batch_step(x, y, index, x_buf, y_buf, params,
+                                                       grads, flat, epoch, b + 1)
                     self.step += 1
                     seen += m
                     loss_sum += loss * m
-                    for key, value in self.batch_metrics(logits, yb).items():
+                    for key, value in batch_sums.items():
                         sums[key] = sums.get(key, 0.0) + value
                     self._epoch_state = (order, b + 1, seen, loss_sum, sums)
                     self._emit("on_batch_end", b + 1, {"loss": loss_sum / seen})
@@ -212,6 +211,18 @@ class Trainer:
         final = self.history[-1] if self.history else {}
         self._emit("on_train_end", final)
         return self.history
+
+    def batch_buffers(self, x, y, batch):
+        """The reused arrays a batch is gathered into (``dlcli.parallel``: one shard's)."""
+        return (np.empty((batch,) + x.shape[1:], dtype=x.dtype),
+                np.empty((batch,) + y.shape[1:], dtype=y.dtype))
+
+    def batch_step(self, x, y, index, x_buf, y_buf, params, grads, flat, epoch, step):
+        """One optimizer step on the samples ``index``; returns the batch's loss and its
+        metric sums (``dlcli.parallel`` overrides it with the sharded step)."""
+        xb, yb = gather(x, y, index, x_buf, y_buf)
+        loss, logits = self.train_step(xb, yb, params, grads, flat, epoch, step)
+        return loss, self.batch_metrics(logits, yb)
 
     def batch_metrics(self, logits, yb) -> dict[str, float]:
         """The task's metric sums over one batch, from the logits ``train_step`` returned."""

@@ -8,7 +8,7 @@ from hypothesis.extra.numpy import arrays
 
 from dlcli.data.encoding import one_hot
 from dlcli.nn.activations import make_activation
-from dlcli.nn.gradcheck import check_layer
+from dlcli.inspect.gradcheck import check_layer
 from dlcli.nn.model import build_layer, load_layer_modules
 from dlcli.registry import ACTIVATIONS
 from tests.helpers.numeric import assert_close, distinct_values

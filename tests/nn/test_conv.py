@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import dlcli.nn.initializers  # noqa: F401  (registers "he")
 from dlcli.nn.functional import conv as F
-from dlcli.nn.gradcheck import check_layer
+from dlcli.inspect.gradcheck import check_layer
 from dlcli.nn.layers import conv as conv_layers
 from dlcli.nn.layers.base import IncompatibleShape
 from dlcli.nn.layers.conv import Conv2D, ConvTranspose2D

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dlcli.nn.gradcheck import check_layer
+from dlcli.inspect.gradcheck import check_layer
 from dlcli.nn.layers.base import IncompatibleShape
 from dlcli.nn.model import build_layer
 from tests.helpers.numeric import assert_close

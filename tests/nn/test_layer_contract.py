@@ -9,7 +9,7 @@ a new layer shows up as a visible gap until it gets one.
 import numpy as np
 import pytest
 
-from dlcli.nn.gradcheck import check_layer
+from dlcli.inspect.gradcheck import check_layer
 from dlcli.nn.model import build_layer, load_layer_modules
 from dlcli.registry import LAYERS
 from tests.helpers.numeric import distinct_values

@@ -226,7 +226,7 @@ def test_every_differentiable_loss_has_a_gradcheck_config():
 
 @pytest.mark.parametrize("loss_name", sorted(GRADCHECK_CONFIGS))
 def test_model_gradcheck_passes_for_each_loss(loss_name):
-    from dlcli.checks import run_gradcheck
+    from dlcli.inspect.gradcheck import run_gradcheck
     from dlcli.config import resolve
 
     result = run_gradcheck(resolve(GRADCHECK_CONFIGS[loss_name]), samples=4, entries=20)
@@ -238,7 +238,7 @@ def test_model_gradcheck_passes_for_each_loss(loss_name):
 
 
 def test_model_gradcheck_catches_a_wrong_backward(monkeypatch):
-    from dlcli.checks import run_gradcheck
+    from dlcli.inspect.gradcheck import run_gradcheck
     from dlcli.config import resolve
     from dlcli.nn.layers.dense import Dense
 

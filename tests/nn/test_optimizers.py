@@ -1,4 +1,4 @@
-"""Tests for dlcli.nn.optimizers.
+"""Tests for dlcli.nn.optim.
 
 Every update is checked against a scalar reference written straight from the formula
 (one Python float per parameter element), first steps are also expanded by hand in
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlcli.nn import optimizers as O
+from dlcli.nn import optim as O
 from dlcli.registry import OPTIMIZERS
 
 THETA0 = [0.5, -1.5, 2.0]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dlcli.nn.functional.conv import pair
-from dlcli.nn.gradcheck import check_layer
+from dlcli.inspect.gradcheck import check_layer
 from dlcli.nn.layers.base import IncompatibleShape, Layer
 from dlcli.nn.layers.pooling import AvgPool2D, MaxPool2D, MaxUnpool2D
 from dlcli.registry import LAYERS

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from dlcli.nn.gradcheck import check_layer
+from dlcli.inspect.gradcheck import check_layer
 from dlcli.nn.layers.base import IncompatibleShape
 from dlcli.nn.layers.reshape import Reshape
 from dlcli.registry import LAYERS

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dlcli.nn.model import Model
-from dlcli.summary import layer_table
+from dlcli.inspect.shapes import layer_table
 
 LENET = [
     {"type": "conv2d", "filters": 8, "kernel_size": 5, "activation": "relu"},
@@ -112,12 +112,12 @@ LENET_FIG_3_5 = LENET[:4] + [
     ({"type": "adamw"}, 3),
 ])
 def test_optimizer_memory_counts_what_it_keeps_between_steps(config, arrays, layers):
-    # the counts by hand from the update formulas (dlcli/nn/optimizers.py), checked against a
+    # the counts by hand from the update formulas (dlcli/nn/optim/optimizers.py), checked against a
     # real optimizer on a real model: the packed buffers it holds after a few steps
-    import dlcli.nn.optimizers  # noqa: F401 - registers the optimizers
+    import dlcli.nn.optim  # noqa: F401 - registers the optimizers
     from dlcli.nn import blas
     from dlcli.registry import OPTIMIZERS
-    from dlcli.summary import optimizer_slots
+    from dlcli.inspect.shapes import optimizer_slots
 
     options = dict(config)
     optimizer = OPTIMIZERS.get(options.pop("type"))(**options)

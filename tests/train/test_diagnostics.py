@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import dlcli.nn.losses  # noqa: F401 - registers the losses
-import dlcli.nn.optimizers  # noqa: F401 - registers the optimizers
+import dlcli.nn.optim  # noqa: F401 - registers the optimizers
 from dlcli.nn.model import Model
 from dlcli.registry import LOSSES, OPTIMIZERS
 from dlcli.train.diagnostics import (Diagnostics, dead_fraction, layer_warnings,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import dlcli.nn.losses  # noqa: F401  (registers the losses)
-import dlcli.nn.optimizers  # noqa: F401  (registers the optimizers)
+import dlcli.nn.optim  # noqa: F401  (registers the optimizers)
 from dlcli.config import resolve
 from dlcli.nn.layers.base import Layer
 from dlcli.nn.model import Model

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from dlcli.summary import human_bytes
+from dlcli.inspect.shapes import human_bytes
 
 
 def _fmt(value) -> str:
@@ -75,7 +75,7 @@ def print_train_summary(console, summary: dict) -> None:
                       f"{summary['best_epoch']} (checkpoints/best.npz)", markup=False)
     losses = [row.get("loss") for row in summary.get("history", [])]
     if len(losses) > 1:
-        from dlcli.runs import sparkline
+        from dlcli.use.runs import sparkline
         console.print(f"loss per epoch {sparkline(losses, width=40)}  "
                       f"{_fmt(losses[0])} -> {_fmt(losses[-1])}", markup=False)
     console.print(f"run written to {summary['run_dir']}", markup=False, soft_wrap=True)
@@ -258,7 +258,7 @@ def print_runs(console, runs) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from dlcli.runs import STAMP, sparkline
+    from dlcli.use.runs import STAMP, sparkline
 
     monitors = {r.monitor for r in runs if r.best is not None}
     curves = {r.curve()[0] for r in runs if r.history}
@@ -308,7 +308,7 @@ def print_runs(console, runs) -> None:
 
 
 def _cell(value) -> str:
-    from dlcli.runs import MISSING
+    from dlcli.use.runs import MISSING
 
     if value is MISSING:
         return "(absent)"

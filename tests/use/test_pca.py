@@ -1,9 +1,9 @@
-"""dlcli.pca: fit/transform/reconstruct with NumPy's SVD, checked on data of known covariance."""
+"""dlcli.use.pca: fit/transform/reconstruct with NumPy's SVD, checked on data of known covariance."""
 
 import numpy as np
 import pytest
 
-from dlcli import pca
+from dlcli.use import pca
 
 VARIANCES = np.array([9.0, 4.0, 2.0, 1.0, 0.5, 0.25])
 

@@ -17,10 +17,10 @@ import pytest
 from click.testing import CliRunner
 
 from dlcli.cli import cli
-from dlcli.runs import (find_runs, flatten_keys as flatten, load, read_jsonl, run_status, sparkline,
+from dlcli.use.runs import (find_runs, flatten_keys as flatten, load, read_jsonl, run_status, sparkline,
                         SPARK_BARS)
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "configs" / "mlp_digits.yaml")
 WIDE = {"COLUMNS": "200", "NO_COLOR": "1"}
 
@@ -259,7 +259,7 @@ def test_no_color_and_plain_output(root, monkeypatch):
     """rich honours NO_COLOR by itself; a terminal without it gets colour."""
     from rich.console import Console
 
-    from dlcli.report import print_runs
+    from dlcli.use.report import print_runs
 
     runs = find_runs(root)
     buffer = io.StringIO()
@@ -287,7 +287,7 @@ def test_train_output_ends_with_location_eval_command_and_loss_sparkline(tmp_pat
     from click.testing import CliRunner
 
     from dlcli.cli import cli
-    from dlcli.runs import SPARK_BARS
+    from dlcli.use.runs import SPARK_BARS
 
     run_dir = tmp_path / "run"
     result = CliRunner().invoke(cli, ["train", str(REPO / "configs" / "xor_mlp.yaml"),
@@ -309,6 +309,7 @@ def test_train_output_ends_with_location_eval_command_and_loss_sparkline(tmp_pat
 
 
 def test_the_cli_status_filter_knows_every_status():
-    from dlcli import cli, runs
+    from dlcli import cli
+    from dlcli.use import runs
 
     assert cli.RUN_STATUSES == runs.STATUSES

@@ -124,7 +124,7 @@ def evaluate_run(run: LoadedRun, split: str = "test", data_source: str | None = 
 
     reconstruction = run.task == "reconstruction"
     if images is not None:
-        from dlcli.reconstruction import check_image_target
+        from dlcli.use.reconstruction import check_image_target
         images = check_image_target(images, run)
     spec = dict(run.config["data"])
     if data_source is not None:
@@ -153,13 +153,13 @@ def evaluate_run(run: LoadedRun, split: str = "test", data_source: str | None = 
     if run.class_names:
         result["class_names"] = list(run.class_names)
     if reconstruction:
-        from dlcli.reconstruction import bottleneck, pca_baseline
+        from dlcli.use.reconstruction import bottleneck, pca_baseline
         name, shape, size = bottleneck(run.model)
         result["bottleneck"] = {"layer": name, "shape": list(shape), "size": size}
         x_train = run.normalizer.apply(splits.x_train)
         result["pca"] = pca_baseline(x_train, x, size)
     if images is not None:
-        from dlcli.reconstruction import GRID_COLUMNS, write_image_grid
+        from dlcli.use.reconstruction import GRID_COLUMNS, write_image_grid
         from dlcli.train.metrics import predict
         shown = x[:GRID_COLUMNS]
         out = predict(run.model, run.loss, shown)

@@ -7,7 +7,7 @@ import pytest
 
 from dlcli.errors import ConfigError
 from dlcli.registry import SCHEDULES
-from dlcli.schedules import SCHEDULE_KEYS, make_schedule, validate_schedule
+from dlcli.nn.optim.schedules import SCHEDULE_KEYS, make_schedule, validate_schedule
 
 LR = 0.1
 EPOCHS = 25

@@ -11,7 +11,7 @@ def optimizer_slots(opt: dict, params: int = 1, dtype=np.float32) -> int:
     optimizer itself, stepped twice, so the figure follows its code. It steps a parameter of
     ``min(params, blas.MIN_SIZE)`` values: the packed buffer's size as far as the choice
     between BLAS and NumPy passes goes (SGD keeps no work array on the BLAS route)."""
-    import dlcli.nn.optimizers  # noqa: F401 - registers the optimizers
+    import dlcli.nn.optim  # noqa: F401 - registers the optimizers
     from dlcli.nn import blas
     from dlcli.registry import OPTIMIZERS
     config = dict(opt)

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from dlcli.cli import cli
-from dlcli.plotting import first_layer_filters, mosaic
+from dlcli.use.plots import first_layer_filters, mosaic
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "configs" / "mlp_digits.yaml")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -101,7 +101,7 @@ def test_default_output_name(runs, tmp_path, monkeypatch):
 
 def test_confusion_matrix(runs, tmp_path):
     pytest.importorskip("matplotlib")
-    from dlcli.plotting import run_confusion
+    from dlcli.use.plots import run_confusion
 
     result = run_confusion(runs[0])
     cm = np.array(result["confusion_matrix"])

@@ -13,38 +13,16 @@ import numpy as np
 
 from dlcli.errors import DataError
 from dlcli.nn.layers.base import display_shape, size_of
+from dlcli.train.build import bottleneck, overcomplete_warnings  # noqa: F401 (re-exported)
 
 GRID_COLUMNS = 10
-
-
-def bottleneck(model) -> tuple[str, tuple, int]:
-    """(layer name, output shape in the notes' layout, size) of the smallest layer output;
-    the first one on a tie (the encoder's side)."""
-    best = None
-    for layer, _, out in model.shapes():
-        if best is None or size_of(out) < best[2]:
-            best = (layer.name, display_shape(out), size_of(out))
-    if best is None:  # no layers: the input is all there is
-        return ("input", display_shape(model.input_shape), size_of(model.input_shape))
-    return best
-
-
-def overcomplete_warnings(model) -> list[str]:
-    """One warning when the bottleneck is not smaller than the input, else none."""
-    name, shape, size = bottleneck(model)
-    d = size_of(model.input_shape)
-    if size < d:
-        return []
-    return [f"the bottleneck {name} {shape} (the smallest layer output) has {size} values, "
-            f"not fewer than the input's {d}: an overcomplete autoencoder can learn the "
-            "identity (notes 4.1.1: make the bottleneck smaller than the input)"]
 
 
 def pca_baseline(x_train: np.ndarray, x_eval: np.ndarray, k: int) -> dict:
     """PCA with ``k`` components fitted on ``x_train``, scored on ``x_eval`` (both normalized
     as the autoencoder saw them): {"k", "mse", "explained_variance_ratio"}. ``k`` is capped
     at the number of features and of training samples."""
-    from dlcli import pca
+    from dlcli.use import pca
 
     d = int(np.prod(x_train.shape[1:]))
     k = max(1, min(int(k), d, len(x_train)))
@@ -68,7 +46,7 @@ def check_image_target(path, run) -> pathlib.Path:
     if len(run.model.input_shape) != 3:
         raise DataError(f"--images needs image inputs (height, width, channels); this model "
                         f"takes {display_shape(run.model.input_shape)}", where=str(run.run_dir))
-    from dlcli.plotting import require_matplotlib
+    from dlcli.use.plots import require_matplotlib
     require_matplotlib()
     return path
 
@@ -86,7 +64,7 @@ def write_image_grid(path, inputs: np.ndarray, outputs: np.ndarray, title: str =
     (both (N, C, H, W) in the raw inputs' units; the first ``columns`` samples). Both rows
     share the inputs' grey-level range, so a faint reconstruction looks faint. The file is
     created exclusively: an existing file is never overwritten."""
-    from dlcli.plotting import require_matplotlib, save
+    from dlcli.use.plots import require_matplotlib, save
     Figure = require_matplotlib()
     path = pathlib.Path(path)
     n = min(columns, len(inputs))

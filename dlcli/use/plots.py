@@ -16,7 +16,7 @@ import pathlib
 import numpy as np
 
 from dlcli.errors import CheckpointError, DataError, DlcliError, EXIT_USAGE
-from dlcli.runs import NOT_METRICS, Run, read_config, read_jsonl
+from dlcli.use.runs import NOT_METRICS, Run, read_config, read_jsonl
 
 INSTALL_HINT = "pip install 'dlcli[plot]' (from a checkout: pip install '.[plot]')"
 MAX_TILES = 64
@@ -189,7 +189,7 @@ def confusion_figure(result: dict, title: str = ""):
 
 def run_confusion(run_dir, split: str = "test", checkpoint: str = "best") -> dict:
     """Load the run and evaluate it on ``split`` (confusion matrix included)."""
-    from dlcli.inference import evaluate_run, load_run
+    from dlcli.use.evaluate import evaluate_run, load_run
 
     loaded = load_run(run_dir, checkpoint)
     if loaded.task != "classification":

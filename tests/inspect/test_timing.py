@@ -10,11 +10,11 @@ from rich.console import Console
 
 from dlcli.cli import cli
 from dlcli.config import load_config
-from dlcli.report import print_timing
-from dlcli.timing import time_config
+from dlcli.use.report import print_timing
+from dlcli.inspect.timing import time_config
 from tests.helpers.configs import moons_mlp, with_changes, write_config
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 ROW_KEYS = {"name", "kind", "type", "forward_ms", "backward_ms", "total_ms", "share"}
 TOP_KEYS = {"config", "batch_size", "batches", "warmup", "step_ms", "samples_per_s",
             "gflops", "gflop_per_step", "mult_adds_per_sample", "flop_estimate", "blas",

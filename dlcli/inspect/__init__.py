@@ -1,0 +1,1 @@
+"""What is done with a config before training: ``dlcli shapes``, ``time`` and ``gradcheck``."""

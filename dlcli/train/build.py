@@ -1,0 +1,156 @@
+"""Building a run from a validated config: data, model, loss, task, initial weights and
+optimizer, targets in the form the loss takes (shared by train, eval, gradcheck, time)."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dlcli.config.resolve import Config, build_model, compute_dtype, infer_task, \
+    pairing_warnings, to_internal_shape
+from dlcli.errors import ConfigError, DataError
+from dlcli.nn.layers.base import display_shape, size_of
+from dlcli.registry import LOSSES, OPTIMIZERS
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs, built from a config (shared by train, eval, gradcheck, time)."""
+
+    config: Config
+    splits: object
+    model: object
+    loss: object
+    task: str
+    warnings: list
+
+
+def make_loss(config: Config, model):
+    """The config's loss, fused with the model's output activation when the pair allows."""
+    loss = LOSSES.get(config["model"]["loss"])()
+    act = model.output_activation()
+    if loss.fuses is not None and act is not None and act.activation_name == loss.fuses:
+        model.fused_output = True
+        loss.from_logits = True
+    return loss
+
+
+def output_activation_name(model) -> str:
+    act = model.output_activation()
+    return act.activation_name if act is not None else "identity"
+
+
+def prepare(config: Config, seed: int | None = None, *, data=True) -> Prepared:
+    """Load data, build (but do not initialize) the model, pick the loss and the task."""
+    from dlcli.data.prepare import prepare as prepare_data
+
+    seed = config["seed"] if seed is None else seed
+    # An autoencoder's target is its input: its data need no labels.
+    needs_targets = config["task"] != "reconstruction"
+    splits = (prepare_data(config["data"], config.base_dir, seed, targets=needs_targets,
+                           dtype=compute_dtype(config)) if data else None)
+    declared = config["model"]["input_shape"]
+    input_shape = tuple(splits.input_shape) if splits is not None else to_internal_shape(declared)
+    if declared is not None and splits is not None and to_internal_shape(declared) != input_shape:
+        raise ConfigError(
+            f"model.input_shape: the config says {tuple(declared)} but the data's samples "
+            f"have shape {display_shape(input_shape)}", file=config.source)
+    model = build_model(config, input_shape)
+    out_shape = model.output_shape
+    task = infer_task(config, out_shape[0] if len(out_shape) == 1 else None)
+    warnings = list(config.warnings)
+    if (splits is not None and config["task"] == "auto" and task == "regression"
+            and splits.class_names is not None and len(splits.class_names) == 2
+            and tuple(out_shape) == (1,)):
+        task = "binary"  # ADALINE-style: a linear output fitted to 0/1 class labels
+    if splits is not None:
+        _check_targets(config, splits, task, out_shape)
+    loss = make_loss(config, model)
+    if loss.name == "perceptron" and output_activation_name(model) not in ("binary_step",
+                                                                           "identity"):
+        raise ConfigError(
+            f"model.layers[{len(model.layers) - 1}]: the perceptron loss thresholds z = xᵀW at "
+            f"0, so the output must be binary_step or identity, not "
+            f"{output_activation_name(model)}", file=config.source)
+    warnings += pairing_warnings(task, output_activation_name(model), loss.name)
+    if task == "reconstruction":
+        warnings += overcomplete_warnings(model)
+    return Prepared(config, splits, model, loss, task, warnings)
+
+
+def _check_targets(config, splits, task, out_shape):
+    src = config["data"]["source"]
+    last = f"model.layers[{len(config['model']['layers']) - 1}]"
+    if task == "classification":
+        if splits.class_names is None:
+            raise DataError("task classification needs class labels, but the targets are "
+                            "values; set data.labels: class or use another loss", where=src)
+        k = len(splits.class_names)
+        if tuple(out_shape) != (k,):
+            raise ConfigError(f"{last}: the output has shape {tuple(out_shape)} but the data "
+                              f"has {k} classes; set units: {k}", file=config.source)
+    elif task == "reconstruction":
+        if tuple(out_shape) != tuple(splits.input_shape):
+                raise ConfigError(f"{last}: a reconstruction model must output the input's shape "
+                              f"{display_shape(splits.input_shape)}, got "
+                              f"{display_shape(out_shape)}", file=config.source)
+    else:
+        y = splits.y_train
+        k = 1 if y.ndim == 1 else int(np.prod(y.shape[1:]))
+        if tuple(out_shape) != (k,):
+            hint = ""
+            if splits.class_names is not None and config["task"] == "auto":
+                hint = (f" (the loss {config['model']['loss']} implies task {task}; for the "
+                        f"{len(splits.class_names)} class labels set task: classification)")
+            raise ConfigError(f"{last}: the output has shape {tuple(out_shape)} but each "
+                              f"target has {k} value(s){hint}", file=config.source)
+
+
+def initialize(config: Config, model, seed: int):
+    """Initialize ``model`` from the generator ``[seed, 0]`` and return the config's optimizer
+    and the training generator ``[seed, 1]`` (data order and dropout masks)."""
+    model.build(np.random.default_rng([seed, 0]))
+    train_rng = np.random.default_rng([seed, 1])
+    model.set_rng(train_rng)
+    options = dict(config["training"]["optimizer"])
+    optimizer = OPTIMIZERS.get(options.pop("type"))(**options)
+    return optimizer, train_rng
+
+
+def targets(splits, task, dtype, loss=None):
+    """Train, validation and test targets in the form ``loss`` takes: class labels for
+    categorical cross-entropy, one-hot rows for any other loss on class labels (notes
+    1.6.2), the inputs themselves for reconstruction."""
+    from dlcli.data.encoding import one_hot
+    from dlcli.train.metrics import prepare_targets
+    pick = (lambda x, y: x) if task == "reconstruction" else (lambda x, y: y)
+    out = [prepare_targets(pick(x, y), task, dtype) for x, y in
+           ((splits.x_train, splits.y_train), (splits.x_val, splits.y_val),
+            (splits.x_test, splits.y_test))]
+    if task == "classification" and loss is not None and loss.name != "categorical_crossentropy":
+        k = len(splits.class_names)
+        out = [one_hot(y, k, dtype=dtype) for y in out]
+    return out
+
+
+# ---- autoencoders (notes 4.1.1) ---------------------------------------------------------
+def bottleneck(model) -> tuple[str, tuple, int]:
+    """(layer name, output shape in the notes' layout, size) of the smallest layer output;
+    the first one on a tie (the encoder's side)."""
+    best = None
+    for layer, _, out in model.shapes():
+        if best is None or size_of(out) < best[2]:
+            best = (layer.name, display_shape(out), size_of(out))
+    if best is None:  # no layers: the input is all there is
+        return ("input", display_shape(model.input_shape), size_of(model.input_shape))
+    return best
+
+
+def overcomplete_warnings(model) -> list[str]:
+    """One warning when the bottleneck is not smaller than the input, else none."""
+    name, shape, size = bottleneck(model)
+    d = size_of(model.input_shape)
+    if size < d:
+        return []
+    return [f"the bottleneck {name} {shape} (the smallest layer output) has {size} values, "
+            f"not fewer than the input's {d}: an overcomplete autoencoder can learn the "
+            "identity (notes 4.1.1: make the bottleneck smaller than the input)"]
