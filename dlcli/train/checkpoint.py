@@ -32,7 +32,7 @@ import zipfile
 
 import numpy as np
 
-from dlcli.errors import CheckpointError
+from dlcli.errors import CheckpointError, DataError
 from dlcli.train.io import TMP_PREFIX, fsync_dir
 
 MANIFEST_FORMAT = "dlcli-checkpoint-1"
@@ -225,6 +225,13 @@ def load(path, *, verified: bool | None = True, retry: bool = True) -> dict[str,
         except OSError as exc:
             raise CheckpointError(f"cannot read: {exc.strerror}", where=str(path)) from None
     parts = {"model": {}, "optimizer": {}, "normalizer": {}, "trainer": {}}
+    from dlcli.data.readers import ZIP_MAGIC, check_zip
+    if data[:4] not in ZIP_MAGIC:  # the bytes read, not the file as it may be now
+        try:
+            check_zip(path, "a checkpoint")
+        except DataError as exc:
+            raise CheckpointError(exc.message, where=str(path)) from None
+        raise CheckpointError("not a checkpoint: not a zip archive", where=str(path))
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             files = list(npz.files)
