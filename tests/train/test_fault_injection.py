@@ -31,7 +31,7 @@ model:
   layers: [{type: dense, units: 4, activation: tanh}, {type: dropout, rate: 0.2},
            {type: dense, units: 1, activation: sigmoid}]
   loss: binary_crossentropy
-training: {epochs: 4, batch_size: 18, optimizer: {type: adam, lr: 0.05}}
+training: {epochs: 4, batch_size: 18, optimizer: {type: adam, lr: 0.05}, checkpoint_every: 1}
 """
 CHECKPOINT_FILES = ("last.", "previous.", "best.")
 

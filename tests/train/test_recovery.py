@@ -31,7 +31,8 @@ CONFIG = {
     "model": {"layers": [{"type": "dense", "units": 6, "activation": "tanh"},
                          {"type": "dense", "units": 1, "activation": "sigmoid"}],
               "loss": "binary_crossentropy"},
-    "training": {"epochs": 4, "batch_size": 15, "optimizer": {"type": "adam", "lr": 0.05}},
+    "training": {"epochs": 4, "batch_size": 15, "optimizer": {"type": "adam", "lr": 0.05},
+                 "checkpoint_every": 1},
 }
 STEPS_PER_EPOCH = 3  # 45 training samples in batches of 15
 
