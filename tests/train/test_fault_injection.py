@@ -72,8 +72,8 @@ def calls(work):
 
 def _checkpoint_calls(calls, epoch):
     """Numbers (from 1) of the calls of epoch ``epoch``'s checkpoint write: from the end of
-    its metrics.csv rename to the next metrics.jsonl append."""
-    starts = [i for i, c in enumerate(calls) if c == "open metrics.jsonl"]
+    its metrics lines to the next epoch's."""
+    starts = [i for i, c in enumerate(calls) if c == "write metrics.jsonl"]
     begin = starts[epoch - 1]
     end = starts[epoch] if epoch < len(starts) else len(calls)
     ours = [i + 1 for i in range(begin, end)
