@@ -10,6 +10,7 @@ import click
 from dlcli import __version__
 from dlcli.console import make_console as _console
 # The commands on finished runs live beside what they use; RUN_STATUSES is re-exported.
+from dlcli.sweep.cli import sweep
 from dlcli.use.commands import RUN_STATUSES, compare, plot, runs  # noqa: F401
 
 SET_HELP = "Override a config key, e.g. --set training.optimizer.lr=0.01 (repeatable)."
@@ -253,6 +254,31 @@ def export(run, fmt, checkpoint, output, force):
 
 
 @cli.command()
+@click.argument("data", type=click.Path())
+@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="CONFIG.yaml",
+              help="Where to write the config (default: <DATA stem>.yaml here).")
+@click.option("--target", metavar="COLUMN", help="The CSV column to predict (default: one "
+              "named target/label/class/y/..., else the last column).")
+@click.option("--force", is_flag=True, help="Overwrite an existing CONFIG.yaml.")
+def init(data, output, target, force):
+    """Write a commented starter config for DATA (.csv, .npz or IDX): task, target,
+    input shape, classes, output layer and loss inferred from the file."""
+    from dlcli.inspect.starter import write_starter
+
+    path, decided = write_starter(data, output, target=target, force=force)
+    err = _console(stderr=True)
+    what = {"binary": "binary classification", "classification": "classification",
+            "regression": "regression"}[decided["task"]]
+    of = f" of column {decided['target']!r}" if decided.get("target") else ""
+    classes = f" ({len(decided['classes'])} classes)" if decided["classes"] else ""
+    err.print(f"wrote {path}: {what}{of}{classes} from inputs of shape "
+              f"{tuple(decided['input_shape'])}", markup=False, soft_wrap=True)
+    for note in decided.get("notes", []):
+        err.print(f"  left out {note}", markup=False, soft_wrap=True)
+    err.print(f"train it with: dlcli train {path}", markup=False, soft_wrap=True)
+
+
+@cli.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -343,54 +369,7 @@ for command in (runs, compare, plot):
     cli.add_command(command)
 
 
-@cli.command()
-@click.argument("spec", type=click.Path(dir_okay=False), required=False)
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a key of the base config for every trial (repeatable).")
-@click.option("--dir", "directory", type=click.Path(file_okay=False),
-              help="Write the sweep here (must not exist) instead of sweeps/<name>-<time>/.")
-@click.option("--parallel", type=click.IntRange(min=1), metavar="N",
-              help="Trials at once (default: the spec's executor.parallel).")
-@click.option("--dry-run", is_flag=True, help="Validate every trial and print the trial "
-              "table; run nothing.")
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), metavar="DIR",
-              help="Continue the sweep in DIR: finished trials are kept, interrupted ones "
-                   "resume from their checkpoints.")
-@click.option("--show", "show_dir", type=click.Path(file_okay=False), metavar="DIR",
-              help="Print the trials of the sweep in DIR, best first.")
-@click.option("--json", "as_json", is_flag=True, help="With --show: one JSON object.")
-def sweep(spec, overrides, directory, parallel, dry_run, resume_dir, show_dir, as_json):
-    """Run the trials of the sweep SPEC (a YAML file), each an ordinary run directory.
-
-    See docs/sweeps.md for the spec; dlcli plot DIR draws a finished sweep.
-    """
-    from dlcli.sweep import commands
-
-    given = [n for n, v in (("SPEC", spec), ("--resume", resume_dir), ("--show", show_dir))
-             if v]
-    if len(given) != 1:
-        raise click.UsageError("give one of SPEC, --resume DIR or --show DIR")
-    if (resume_dir or show_dir) and (overrides or directory or dry_run):
-        raise click.UsageError("--set, --dir and --dry-run go with a SPEC, not with "
-                               f"{given[0]}")
-    if as_json and not show_dir:
-        raise click.UsageError("--json goes with --show")
-    if show_dir:
-        commands.show_sweep(commands.require_sweep_dir(show_dir), as_json, _console())
-        return
-    console = _console()
-    interactive = console.is_terminal and sys.stdout.isatty()
-    if resume_dir:
-        result = commands.resume_sweep(commands.require_sweep_dir(resume_dir), parallel,
-                                       console=console, interactive=interactive)
-    else:
-        result = commands.new_sweep(spec, overrides, directory, parallel, dry_run,
-                                    console=console, interactive=interactive)
-    if result is not None:
-        for line in commands.summary_lines(result):
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
-        if not result["counts"].get("finished"):
-            sys.exit(1)
+cli.add_command(sweep)
 
 
 def main():

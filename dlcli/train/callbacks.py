@@ -10,6 +10,7 @@ import numpy as np
 
 from dlcli.errors import TrainingError
 from dlcli.train import checkpoint as ckpt
+from dlcli.train import recovery
 from dlcli.train.io import write_text
 from dlcli.train.metrics import HIGHER_IS_BETTER
 from dlcli.train.trainer import Callback
@@ -157,14 +158,17 @@ class Checkpointer(Callback):
     """Writes ``checkpoints/last.npz`` when :class:`~dlcli.train.cadence.Cadence` says so
     (``training.checkpoint_every``; always at the end and when interrupted) and
     ``checkpoints/best.npz`` for each new best of the monitored metric (Keras'
-    ModelCheckpoint with save_best_only). Each is committed by its manifest; the previous
-    ``last`` is kept as ``previous`` until the new one is committed."""
+    ModelCheckpoint with save_best_only), by the protocol of :mod:`dlcli.train.recovery`:
+    the current ``last`` is linked to ``previous`` only when it verifies, and a new ``last``
+    is written only while another pair holds a verified copy. Runs after early stopping, so
+    the stop decision is part of the checkpointed state."""
 
     def __init__(self, run_dir: pathlib.Path, monitor: Monitor, normalizer_state: dict,
-                 every="auto"):
+                 every="auto", stopper=None):
         from dlcli.train.cadence import Cadence
         self.dir = run_dir / "checkpoints"
         self.monitor = monitor
+        self.stopper = stopper
         self.normalizer_state = normalizer_state
         self.last_good = None
         self.cadence = Cadence(every)  # when to write (dlcli.train.cadence)
@@ -174,12 +178,14 @@ class Checkpointer(Callback):
         """Keep the current ``last`` as ``previous``, then write and commit the new ``last``
         (``held``: a :func:`~dlcli.train.cadence.snapshot` instead of the current state)."""
         state = {**trainer.state_dict(), **self.monitor.state_dict()}
+        if self.stopper is not None:
+            state.update(self.stopper.state_dict())
         model_state, optimizer_state = trainer.model.state_dict(), trainer.optimizer.state_dict()
         if held is not None:
             model_state, optimizer_state, state = held
         path = self.dir / "last.npz"
         try:
-            ckpt.rotate(self.dir, "last", "previous")
+            recovery.rotate(self.dir, "last", "previous")
             ckpt.save(path, model_state, optimizer_state, self.normalizer_state, state)
         except OSError as exc:
             good = self.last_good or "none yet"
@@ -208,7 +214,9 @@ class Checkpointer(Callback):
             self._flush_best(trainer)
         self.held_best = None
         self.save_last(trainer)
-        if improved or not (self.dir / "best.npz").exists():
+        # a run without any improvement yet still gets a best (summary: no best epoch); one
+        # whose best was removed on resume gets it back at its next improvement only
+        if improved or (self.monitor.best_epoch == 0 and not (self.dir / "best.npz").exists()):
             self._link_best()
         self.cadence.wrote(epoch, started)
 
@@ -220,7 +228,7 @@ class Checkpointer(Callback):
     def _link_best(self):
         # The same state as last: link it (files are replaced, never rewritten in place).
         try:
-            ckpt.rotate(self.dir, "last", "best")
+            recovery.rotate(self.dir, "last", "best")
         except OSError as exc:
             raise TrainingError(f"cannot write {self.dir / 'best.npz'}: "
                                 f"{exc.strerror or exc}; the last good checkpoint is "
@@ -245,3 +253,9 @@ class EarlyStopping(Callback):
         if self.monitor.wait > 0 and self.monitor.wait >= self.patience:
             trainer.stop_training = True
             self.stopped_epoch = epoch
+
+    def state_dict(self) -> dict:
+        return {"stopped_epoch": np.int64(self.stopped_epoch or 0)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stopped_epoch = int(state.get("stopped_epoch", 0)) or None

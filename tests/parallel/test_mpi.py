@@ -57,7 +57,7 @@ def write(tmp_path, config):
 def final_state(run_dir):
     """Every array of the last checkpoint (model, optimizer, trainer state) and the
     metrics rows without their wall-clock times."""
-    from dlcli.train.checkpoint import load_latest
+    from dlcli.train.recovery import load_latest
     import json
     _, parts, _ = load_latest(run_dir / "checkpoints")
     metrics = run_dir / "metrics.jsonl"  # none before the first epoch ends

@@ -54,7 +54,7 @@ def test_tree_sum_adds_in_the_fixed_pairwise_order():
 def _train(config, tmp_path, name):
     cfg = resolve(copy.deepcopy(config))
     session.train(cfg, run_dir=tmp_path / name)
-    from dlcli.train.checkpoint import load_latest
+    from dlcli.train.recovery import load_latest
     _, parts, _ = load_latest(tmp_path / name / "checkpoints")
     return parts
 

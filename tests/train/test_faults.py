@@ -17,6 +17,7 @@ import yaml
 
 from dlcli.config import load_config
 from dlcli.train import checkpoint as ckpt
+from dlcli.train import recovery
 from dlcli.train import session
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -102,7 +103,7 @@ def test_kill_9_leaves_a_loadable_checkpoint_and_resume_matches(tmp_path, refere
     wait_for_epochs(run_dir, 2, proc)
     proc.kill()
     proc.communicate()
-    path, parts, _ = ckpt.load_latest(run_dir / "checkpoints")
+    path, parts, _ = recovery.load_latest(run_dir / "checkpoints")
     assert int(parts["trainer"]["epoch"]) >= 1  # metrics are written before the checkpoint
     # The dead process's lock is stale: resume takes it over.
     done = subprocess.run([sys.executable, "-m", "dlcli", "train", "--resume", run_dir, "-q"],
@@ -120,7 +121,7 @@ WRITER = textwrap.dedent("""
     weight = np.empty((512, 512), dtype=np.float32)
     for k in range(start, start + 10_000):
         weight.fill(k)
-        ckpt.rotate(directory, "last", "previous")
+        recovery.rotate(directory, "last", "previous")
         ckpt.save(directory / "last.npz", {"dense1.weight": weight, "dense1.bias": weight[0]},
                   {"dense1.weight.exp_avg": weight}, None, {"step": np.int64(k)})
         print(k, flush=True)
@@ -141,7 +142,7 @@ def test_kill_9_while_writing_checkpoints_never_leaves_an_unverifiable_run(tmp_p
         time.sleep(float(rng.uniform(0, 0.05)))
         proc.kill()
         out, _ = proc.communicate()
-        path, parts, warnings = ckpt.load_latest(directory)
+        path, parts, warnings = recovery.load_latest(directory)
         k = int(parts["trainer"]["step"])
         assert np.all(parts["model"]["dense1.weight"] == k)
         assert np.all(parts["optimizer"]["dense1.weight.exp_avg"] == k)

@@ -10,6 +10,7 @@ import yaml
 
 from dlcli.config import load_config
 from dlcli.train import checkpoint as ckpt
+from dlcli.train import recovery
 from dlcli.train import session
 from tests.helpers.interrupt import interrupt_at
 
@@ -141,7 +142,7 @@ def test_resume_falls_back_to_the_previous_checkpoint_when_last_is_damaged(tmp_p
     data = bytearray(last.read_bytes())
     data[len(data) // 2] ^= 0x01
     last.write_bytes(bytes(data))
-    path, parts, warnings = ckpt.load_latest(run_dir / "checkpoints")
+    path, parts, warnings = recovery.load_latest(run_dir / "checkpoints")
     assert path.name == "previous.npz" and int(parts["trainer"]["epoch"]) == 1
     assert "SHA-256 differs" in warnings[0]
 
