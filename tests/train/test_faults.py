@@ -115,7 +115,7 @@ def test_kill_9_leaves_a_loadable_checkpoint_and_resume_matches(tmp_path, refere
 WRITER = textwrap.dedent("""
     import pathlib, sys
     import numpy as np
-    from dlcli.train import checkpoint as ckpt
+    from dlcli.train import checkpoint as ckpt, recovery
     directory = pathlib.Path(sys.argv[1])
     start = int(sys.argv[2])
     weight = np.empty((512, 512), dtype=np.float32)

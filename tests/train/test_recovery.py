@@ -223,7 +223,7 @@ def test_a_reader_waits_for_a_pair_caught_mid_rotation(tmp_path):
 WRITER = textwrap.dedent("""
     import pathlib, sys
     import numpy as np
-    from dlcli.train import checkpoint as ckpt
+    from dlcli.train import checkpoint as ckpt, recovery
     directory = pathlib.Path(sys.argv[1])
     weight = np.empty((256, 256), dtype=np.float32)
     for k in range(1, 100_000):
