@@ -95,9 +95,10 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def shapes_report(config) -> dict:
+def shapes_report(config, ranks: int | None = None) -> dict:
     """The ``dlcli shapes`` report of a config. Uses ``model.input_shape`` when given,
-    otherwise reads the data once to learn the input shape (no forward pass)."""
+    otherwise reads the data once to learn the input shape (no forward pass). With
+    ``training.parallel`` or ``ranks``: also the memory of one rank (``per_rank``)."""
     from dlcli.train.session import prepare
 
     prep = prepare(config, data=config["model"]["input_shape"] is None)
@@ -109,4 +110,14 @@ def shapes_report(config) -> dict:
     report["task"] = prep.task
     report["loss"] = prep.loss.name
     report["warnings"] = prep.warnings
+    if ranks is not None or training.get("parallel"):
+        from dlcli.parallel.memory import per_rank_memory
+        spec = training.get("parallel") or {"shards": ranks, "reduce": "tree"}
+        ranks = ranks or 1
+        if spec["shards"] % ranks:
+            from dlcli.errors import ConfigError
+            raise ConfigError(f"training.parallel.shards: {spec['shards']} shards cannot be "
+                              f"shared evenly by {ranks} ranks (--ranks)", file=config.source)
+        report["per_rank"] = per_rank_memory(prep.model, batch, training["optimizer"],
+                                             spec["shards"], ranks, spec["reduce"])
     return report
