@@ -178,3 +178,18 @@ def test_an_error_on_rank_0_alone_ends_every_rank_with_its_code(tmp_path):
     assert result.returncode == 2
     assert "(rank 0 of 2): error:" in result.stderr and "already exists" in result.stderr
     assert list((tmp_path / "run").iterdir()) == []
+
+
+def test_without_the_key_each_rank_takes_one_shard_as_written_in_the_run(tmp_path):
+    require_mpi()
+    config = mlp("float64")
+    del config["training"]["parallel"]
+    config["training"]["epochs"] = 1
+    path = write(tmp_path, config)
+    result = ok(mpiexec_dlcli(2, ["train", path, "--run-dir", tmp_path / "mpi", "-q"]))
+    assert "training.parallel.shards=2" in result.stderr  # the single-process equivalent
+    stored = yaml.safe_load((tmp_path / "mpi" / "config.yaml").read_text())
+    assert stored["training"]["parallel"] == {"shards": 2, "reduce": "tree"}
+    ok(dlcli_single(["train", path, "--set", "training.parallel.shards=2", "--run-dir",
+                     tmp_path / "single", "-q"]))
+    assert_same_run(final_state(tmp_path / "mpi"), final_state(tmp_path / "single"))
