@@ -9,8 +9,7 @@ from dlcli.sweep.display import SweepDisplay, print_dry_run, print_show, show_ro
 from dlcli.sweep.spec import load_spec
 
 
-def _run(spec, sweep_dir, parallel, console, interactive) -> dict:
-    executor = driver.make_executor(spec, sweep_dir, parallel)
+def _run(spec, sweep_dir, executor, console, interactive) -> dict:
     total = generate.trial_count(spec)
     console.print(f"sweep {spec['name']}: {total} trials ({spec['method']}), "
                   f"{executor.describe()}; writing {sweep_dir}", markup=False,
@@ -28,13 +27,19 @@ def new_sweep(spec_path, overrides=(), directory=None, parallel=None, dry_run=Fa
         shown = trials or list(enumerate(generate.corner_values(spec.parameters)))
         print_dry_run(console, spec, shown, generate.trial_count(spec))
         return None
-    sweep_dir = driver.create(spec, trials, directory)
-    return _run(spec, sweep_dir, parallel, console, interactive)
+    executor = driver.make_executor(spec, parallel)  # a Dask cluster's workers checked first
+    try:
+        sweep_dir = driver.create(spec, trials, directory)
+    except BaseException:
+        executor.close()
+        raise
+    return _run(spec, sweep_dir, executor, console, interactive)
 
 
 def resume_sweep(sweep_dir, parallel=None, *, console, interactive=False) -> dict:
     spec = driver.open_sweep(sweep_dir)
-    return _run(spec, pathlib.Path(sweep_dir), parallel, console, interactive)
+    return _run(spec, pathlib.Path(sweep_dir), driver.make_executor(spec, parallel), console,
+                interactive)
 
 
 def show_sweep(sweep_dir, as_json: bool, console) -> None:

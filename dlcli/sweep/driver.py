@@ -48,7 +48,7 @@ def validate(spec: Spec) -> list[tuple[int, dict]]:
 
 def _write_config(sweep_dir: pathlib.Path, number: int, config) -> None:
     from dlcli.train.io import write_text
-    from dlcli.train.session import stored_config
+    from dlcli.train.rundir import stored_config
     path = attempt.trial_paths(sweep_dir, number)["config"]
     path.parent.mkdir(exist_ok=True)
     write_text(path, yaml.safe_dump(stored_config(config), sort_keys=False))
@@ -57,7 +57,7 @@ def _write_config(sweep_dir: pathlib.Path, number: int, config) -> None:
 def create(spec: Spec, trials: list[tuple[int, dict]], directory=None) -> pathlib.Path:
     """Make the sweep directory (never an existing one) and write its spec and configs."""
     from dlcli.train.io import write_text
-    from dlcli.train.session import new_run_dir
+    from dlcli.train.rundir import new_run_dir
     if directory is None:
         sweep_dir = new_run_dir(pathlib.Path(spec["output_dir"]), spec["name"])
     else:
@@ -89,16 +89,17 @@ def open_sweep(sweep_dir) -> Spec:
     return Spec(data=loader.load_file(path), path=path)
 
 
-def make_executor(spec: Spec, sweep_dir, parallel: int | None):
+def make_executor(spec: Spec, parallel: int | None):
+    """The spec's executor (a Dask one has checked its workers); ``attach`` it to a sweep."""
     options = spec["executor"]
     threads, metric = options["threads_per_trial"], spec["metric"]["name"]
     if parallel is None and options["parallel"] != "auto":
         parallel = options["parallel"]
     if options["type"] == "dask":
         from dlcli.sweep.dask_executor import DaskExecutor
-        return DaskExecutor(sweep_dir, metric, threads, parallel, options["address"])
+        return DaskExecutor(metric, threads, parallel, options["address"])
     from dlcli.sweep.local import LocalExecutor, auto_parallel
-    return LocalExecutor(sweep_dir, metric, threads, parallel or auto_parallel(threads))
+    return LocalExecutor(metric, threads, parallel or auto_parallel(threads))
 
 
 class Driver:
@@ -107,6 +108,7 @@ class Driver:
     def __init__(self, spec: Spec, sweep_dir, executor, display):
         self.spec, self.dir, self.executor, self.display = spec, pathlib.Path(sweep_dir), \
             executor, display
+        executor.attach(self.dir)
         self.total = (generate.trial_count(spec) if spec["method"] != "tpe"
                       else spec["trials"])
         self.latest, self.warnings = record.read(self.dir)
@@ -142,7 +144,8 @@ class Driver:
             return
         row = {"trial": number, "status": "running", "params": params,
                "run_dir": f"trials/{record.trial_name(number)}",
-               "attempt": previous.get("attempts", 0) + 1, "resumed": kind == "resume"}
+               "attempt": previous.get("attempts", 0) + 1,
+               "resumed": None if kind == "submitted" else kind == "resume"}
         record.append(self.dir, row)
         self.latest[number] = {**row, "attempts": row["attempt"]}
         self.display.started(number, self.latest[number])
@@ -170,7 +173,7 @@ class Driver:
         self.stop_signal = signum
 
     def run(self) -> dict:
-        from dlcli.train.session import RunLock
+        from dlcli.train.rundir import RunLock
         with RunLock(self.dir), self._signals():
             with contextlib.suppress(FileNotFoundError):
                 (self.dir / attempt.STOP_FILE).unlink()

@@ -23,14 +23,17 @@ def auto_parallel(threads_per_trial: int) -> int:
 class LocalExecutor:
     """Starts trials as processes and reports them as they end (``poll``)."""
 
-    def __init__(self, sweep_dir, metric: str, threads: int, parallel: int):
-        self.sweep_dir, self.metric, self.threads = sweep_dir, metric, threads
+    def __init__(self, metric: str, threads: int, parallel: int):
+        self.sweep_dir, self.metric, self.threads = None, metric, threads
         self.parallel = parallel
         self.running: dict[int, tuple] = {}
         self.ready: list[tuple[int, dict]] = []
 
     def describe(self) -> str:
         return f"local, {self.parallel} at once, {self.threads} thread(s) each"
+
+    def attach(self, sweep_dir) -> None:
+        self.sweep_dir = sweep_dir
 
     def free(self) -> int:
         return self.parallel - len(self.running)

@@ -27,7 +27,8 @@ import pathlib
 from dataclasses import dataclass
 
 from dlcli.config import loader, rules as r
-from dlcli.config.resolve import _Validator, apply_overrides, parse_key_path
+from dlcli.config.keypaths import apply_overrides, parse_key_path
+from dlcli.config.resolve import _Validator
 from dlcli.config.schema import REQUIRED, TOP as CONFIG_TOP
 from dlcli.errors import ConfigError, DlcliError
 
@@ -266,7 +267,7 @@ def trial_config(spec: Spec, values: dict, *, check_data=True):
     metric, as ``dlcli train`` would before its first step)."""
     from dlcli.config.resolve import resolve
     from dlcli.train.metrics import monitorable
-    from dlcli.train.session import prepare
+    from dlcli.train.build import prepare
 
     config = resolve(trial_raw_config(spec, values), path=pathlib.Path(spec["config"]))
     if check_data:

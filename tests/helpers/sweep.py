@@ -5,8 +5,13 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
+import numpy as np
 import yaml
+
+from dlcli.train import checkpoint as ckpt
+from dlcli.train.io import pid_alive, read_pid
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -70,3 +75,68 @@ def metrics_rows(run_dir) -> list[dict]:
     rows = [json.loads(line) for line in
             (pathlib.Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in r.items() if k != "time"} for r in rows]
+
+
+# ---- the sweep the fault tests kill and the one they compare with ---------------------
+KILL_BASE = {
+    "name": "mid", "seed": 1,
+    "data": {"source": "synthetic:moons", "params": {"n_samples": 1500, "noise": 0.25},
+             "validation_split": 0.2, "test_split": 0.1},
+    "model": {"layers": [{"type": "dense", "units": 16, "activation": "tanh"},
+                         {"type": "dropout", "rate": 0.1},
+                         {"type": "dense", "units": 2, "activation": "softmax"}],
+              "loss": "categorical_crossentropy"},
+    "training": {"epochs": 6, "batch_size": 8, "optimizer": {"type": "adam", "lr": 0.01}},
+}
+KILL_SPEC = {"name": "k", "method": "random", "trials": 3, "seed": 0,
+             "metric": {"name": "val_loss"},
+             "parameters": {"training.optimizer.lr": {"loguniform": [1.0e-3, 1.0e-1]}},
+             "executor": {"type": "local", "parallel": 2}}
+TRIALS = 3
+
+
+def wait_for(predicate, timeout=120.0, what="a condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def running_trial_with_checkpoint(sweep):
+    """(trial dir, pid) of a trial process that holds its lock and has a checkpoint."""
+    for run in sorted((sweep / "trials").glob("*")):
+        pid = read_pid(run / "lock")
+        if pid and pid_alive(pid) and (run / "checkpoints" / "last.json").is_file() \
+                and not (run / "summary.json").is_file():
+            return run, pid
+    return None
+
+
+def no_trial_process_left(sweep):
+    return not any(pid_alive(read_pid(run / "lock") or 0) and read_pid(run / "lock")
+                   for run in (sweep / "trials").glob("*"))
+
+
+def assert_same_as_reference(sweep, reference):
+    rows, ref_rows = latest(sweep), latest(reference)
+    assert sorted(rows) == list(range(TRIALS))
+    for number in range(TRIALS):
+        name = f"{number:04d}"
+        assert rows[number]["status"] == "finished", rows[number]
+        assert rows[number]["params"] == ref_rows[number]["params"]
+        assert rows[number]["metric"] == ref_rows[number]["metric"]
+        # One run: every epoch once, in order, with the uninterrupted run's values.
+        ours = metrics_rows(sweep / "trials" / name)
+        assert [r["epoch"] for r in ours] == list(range(1, len(ours) + 1))
+        assert ours == metrics_rows(reference / "trials" / name)
+        a = ckpt.load(sweep / "trials" / name / "checkpoints" / "last.npz")
+        b = ckpt.load(reference / "trials" / name / "checkpoints" / "last.npz")
+        for part in ("model", "optimizer"):
+            assert a[part].keys() == b[part].keys()
+            for key in a[part]:
+                assert np.array_equal(a[part][key], b[part][key]), (name, part, key)
+
+
