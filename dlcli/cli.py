@@ -106,7 +106,9 @@ def cli(threads):
               help="With --resume: continue even if CONFIG/--set differ from the run's config.")
 @click.option("--seed", type=int, help="Override the config's seed.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
-def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, quiet):
+@click.option("--tensorboard", is_flag=True, help="Also write TensorBoard event files "
+              "(shorthand for --set training.tensorboard=true).")
+def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, quiet, tensorboard):
     """Train the model described by CONFIG and write a run directory.
 
     With --resume RUN_DIR (CONFIG optional), continue an interrupted run exactly where its
@@ -117,6 +119,8 @@ def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, qui
     from dlcli.train.session import open_resume, train as run_training
 
     err = _console(stderr=True)
+    if tensorboard:
+        overrides = (*overrides, "training.tensorboard=true")
     if resume_dir is not None:
         if run_dir is not None:
             raise click.UsageError("--run-dir and --resume cannot be used together")
@@ -204,6 +208,25 @@ def predict(run, input_path, output, checkpoint, layer, batch_size):
     write_predictions(target, out, names, loaded, layer=layer)
     what = f"activations of layer {layer} {tuple(out.shape[1:])}" if layer else "predictions"
     _console(stderr=True).print(f"wrote {len(out)} {what} to {target}", markup=False)
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["onnx", "safetensors"]), required=True,
+              help="onnx: the whole inference path (needs pip install 'dlcli[onnx]'); "
+                   "safetensors: the weights.")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="The file to write (default: RUN/export/model.onnx|.safetensors); a "
+                   "MODEL.md card goes beside it.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file and model card.")
+def export(run, fmt, checkpoint, output, force):
+    """Export a trained run as ONNX or safetensors, with a model card (MODEL.md) beside it."""
+    from dlcli.use.export import export_run
+
+    result = export_run(run, fmt=fmt, checkpoint=checkpoint, output=output, force=force)
+    _console(stderr=True).print(f"wrote {result['path']} and {result['card']}", markup=False)
 
 
 @cli.command()

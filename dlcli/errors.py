@@ -77,3 +77,7 @@ class RunInterrupted(DlcliError):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.exit_code = 128 + signum
+
+
+class ExportError(DlcliError):
+    """A run cannot be exported in the requested format (``dlcli export``)."""

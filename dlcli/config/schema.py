@@ -56,6 +56,7 @@ TRAINING = {
     "clip_value": (r.optional(r.number(0.0, min_open=True)), None),
     "schedule": ("schedule", None),
     "diagnostics": (r.boolean, False),
+    "tensorboard": (r.boolean, False),  # TensorBoard event files in <run>/tensorboard/
     "parallel": ("parallel", None),  # data-parallel shards (dlcli.parallel)
 }
 

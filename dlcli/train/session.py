@@ -144,6 +144,10 @@ def _train(config: Config, par, *, run_dir=None, seed=None, console=None, intera
             if trainer.resumes_mid_epoch:
                 diagnostics.partial_epoch = trainer.epoch + 1
             callbacks.append(diagnostics)
+        if training.get("tensorboard"):  # after diagnostics: it writes that epoch's row too
+            from dlcli.train.tensorboard import TensorBoardLogger
+            callbacks.append(TensorBoardLogger(run_dir, diagnostics,
+                                               trainer.epoch if resume else None))
         if console is not None:
             callbacks.append(Progress(console, interactive, quiet))
         callbacks.append(checkpointer)

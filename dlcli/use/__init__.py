@@ -1,1 +1,1 @@
-"""What is done with a finished run: eval and predict, runs and compare, plots, autoencoder vs PCA."""
+"""What is done with a finished run: eval and predict, export, runs and compare, plots, autoencoder vs PCA."""
