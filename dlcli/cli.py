@@ -84,6 +84,10 @@ class DlcliGroup(click.Group):
 def cli(threads):
     """dlcli: train, evaluate and inspect neural networks described in YAML.
 
+    Data files: .npz (arrays x, y, optional x_test, y_test, class_names), .csv (a header
+    row; data.target names the label column), and MNIST's IDX files (*-ubyte, .idx,
+    optionally .gz; labels and t10k test files beside them are found).
+
     Add --debug anywhere to see a traceback instead of a one-line error.
     """
     if threads is not None:
@@ -149,10 +153,11 @@ def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, qui
 @click.argument("run", type=click.Path())
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
               show_default=True)
-@click.option("--data", "data_source", type=click.Path(), help="Score on another data file "
-              "(its splits are drawn as in training).")
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test",
-              show_default=True)
+@click.option("--data", "data_source", type=click.Path(), help="Score another data file "
+              "(.npz, .csv or IDX), all of it, as predict reads it.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default=None,
+              help="Score this split, drawn as in training [default: test; with --data: "
+                   "the whole file].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--images", type=click.Path(dir_okay=False), metavar="FILE.png",
               help="Reconstruction runs of images: write the split's first inputs beside "
@@ -166,11 +171,14 @@ def eval_(run, checkpoint, data_source, split, as_json, images, batch_size):
 
     Reconstruction runs are compared with PCA at the bottleneck's width.
     """
-    from dlcli.use.evaluate import evaluate_run, load_run
-    from dlcli.use.report import print_eval
+    from dlcli.use.evaluate import evaluate_run, load_run, record_scores
+    from dlcli.use.report import print_eval, print_warnings
 
     loaded = load_run(run, checkpoint)
     result = evaluate_run(loaded, split, data_source, images=images, batch_size=batch_size)
+    print_warnings(_console(stderr=True), result.pop("warnings", []))
+    if data_source is None:
+        record_scores(loaded, result)  # compare shows them
     if as_json:
         import json
         click.echo(json.dumps(result))
@@ -192,7 +200,7 @@ def eval_(run, checkpoint, data_source, split, as_json, images, batch_size):
               help="Samples per forward pass (default: the run's training batch size, "
                    "at least 64; 1024 for a full-batch run).")
 def predict(run, input_path, output, checkpoint, layer, batch_size):
-    """Apply a trained run to the inputs in INPUT (.npz with x, or .csv).
+    """Apply a trained run to the inputs in INPUT (.npz with x, .csv, or an IDX file).
 
     A reconstruction run writes its reconstructions, in the units of the inputs.
     """
@@ -239,7 +247,7 @@ def shapes(config, overrides, as_json):
     from dlcli.use.report import print_shapes
     from dlcli.inspect.shapes import shapes_report
 
-    cfg = load_config(config, overrides)
+    cfg = load_config(config, overrides, partial=True)  # neither data nor loss needed
     report = shapes_report(cfg)
     if as_json:
         import json

@@ -188,6 +188,8 @@ def _layers(v, value, path, present):
 
 
 def _loss(v, value, path, present):
+    if value is None and not present:  # only where the loss is optional (dlcli shapes)
+        return None
     try:
         return r.registry_name(LOSSES)(value)
     except r.Invalid as exc:
@@ -264,8 +266,11 @@ def _parallel(v, value, path, present):
     return v.section(value, PARALLEL, path, {})
 
 
-def resolve(raw, *, path: pathlib.Path | None = None) -> Config:
-    """Validate ``raw`` (a parsed YAML document) and fill in every default."""
+def resolve(raw, *, path: pathlib.Path | None = None, partial: bool = False) -> Config:
+    """Validate ``raw`` (a parsed YAML document) and fill in every default.
+
+    ``partial`` (``dlcli shapes``): ``data`` and ``model.loss`` may be left out; the data
+    are then needed only when ``model.input_shape`` is not given."""
     _load_engine()
     source = str(path) if path else None
     if raw is None:
@@ -285,12 +290,21 @@ def resolve(raw, *, path: pathlib.Path | None = None) -> Config:
         "section": None,
     }
     sections = {"data": DATA, "model": MODEL, "training": TRAINING}
+    top = TOP
+    if partial:
+        top = {**TOP, "data": ("section", {})}
+        sections["data"] = {**DATA, "source": (r.optional(r.string), None)}
+        sections["model"] = {**MODEL, "loss": ("loss", None)}
 
     def section_handler(value, p, present):
         return v.section(value, sections[p[-1]], p, handlers)
 
     handlers["section"] = section_handler
-    data = v.section(raw, TOP, [], handlers)
+    data = v.section(raw, top, [], handlers)
+    if partial and not v.errors and data["data"]["source"] is None \
+            and data["model"]["input_shape"] is None:
+        v.error(["data", "source"], "required to learn the input shape, unless "
+                "model.input_shape is given")
     if v.errors:
         raise ConfigError(v.errors, file=source)
     if data.get("name") is None:
@@ -325,11 +339,12 @@ def _check_model(config: Config) -> None:
         build_model(config, to_internal_shape(shape))
 
 
-def load_config(path, overrides: list[str] = ()) -> Config:
+def load_config(path, overrides: list[str] = (), *, partial: bool = False) -> Config:
+    """Load, override and resolve a config file (``partial``: see :func:`resolve`)."""
     path = pathlib.Path(path)
     raw = loader.load_file(path)
     if overrides:
         if not isinstance(raw, dict):
             raise ConfigError("expected a mapping at the top level", file=str(path))
         raw = apply_overrides(raw, list(overrides))
-    return resolve(raw, path=path)
+    return resolve(raw, path=path, partial=partial)

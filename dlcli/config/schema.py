@@ -28,6 +28,9 @@ DATA = {
     "source": (r.string, REQUIRED),
     "params": (r.mapping, {}),
     "target": (r.optional(r.string_or_list()), None),
+    "features": (r.optional(r.string_or_list()), None),  # CSV: names or globs (default: all)
+    "exclude": (r.optional(r.string_or_list()), None),  # CSV: names or globs left out
+    "missing": (r.choice("refuse", "drop", "mean"), "refuse"),  # CSV: empty cells
     "layout": (r.choice("auto", "NHWC", "NCHW", "NHW"), "auto"),
     "validation_split": (r.fraction, 0.1),
     "test_split": (r.fraction, 0.2),

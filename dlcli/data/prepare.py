@@ -160,6 +160,9 @@ class Splits:
     input_shape: tuple[int, ...]
     normalizer: Normalizer
     feature_names: list[str] | None = None
+    table: object = None  # tabular.Table of a CSV: its columns, categories, missing values
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    first_rows: dict | None = None  # class label -> where it first occurs ("...: row 12")
 
     @property
     def n_classes(self) -> int | None:
@@ -167,7 +170,7 @@ class Splits:
 
 
 def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = True,
-            classes: list[str] | None = None, dtype=np.float64) -> Splits:
+            classes: list[str] | None = None, dtype=np.float64, table=None) -> Splits:
     """Load ``spec['source']``, encode targets, split, and normalize on the training split.
 
     ``targets=False`` (task reconstruction: the target is the input) needs no ``y`` and
@@ -185,7 +188,7 @@ def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = Tr
     splits this way and normalizes the one it scores with the run's statistics).
     """
     layout = spec.get("layout", "auto")
-    raw, where, synthetic = _load(spec, base_dir, seed, targets)
+    raw, where, synthetic = _load(spec, base_dir, seed, targets, table)
     x, y = raw["x"], raw.get("y")
     if y is None and targets:
         raise DataError("the file holds inputs but no targets (for an autoencoder, which "
@@ -204,9 +207,12 @@ def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = Tr
     if targets:
         mode = spec.get("labels", "auto")
         declared = classes if classes is not None else raw.get("class_names")
-        y, y_test, class_names = _encode_targets(y, y_test, declared, mode, where)
+        rows = _row_namer(where, raw.get("lines"), len(y))
+        y, y_test, class_names, first_rows = _encode_targets(
+            y, y_test, declared, mode, where, rows,
+            "model's" if classes is not None else "declared")
     else:
-        y, class_names = np.zeros((x.shape[0], 0)), None
+        y, class_names, first_rows = np.zeros((x.shape[0], 0)), None, None
         y_test = None if x_test is None else np.zeros((x_test.shape[0], 0))
 
     split_rng = stream_rng(seed, SPLIT_STREAM)
@@ -226,6 +232,10 @@ def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = Tr
     # Statistics and splits come from blocks of rows of the raw array, each converted to
     # float64 on its own: the only full-size arrays made are the splits themselves (a
     # 60,000-image uint8 set took ~4 s and 1.3 GB through float64 temporaries).
+    if raw.get("table") is not None and x.dtype.kind == "f" and (
+            raw["table"].fill is not None or np.isnan(x).any()):
+        from dlcli.data.tabular import fill_missing
+        fill_missing(x, raw["table"], train_idx, where)  # data.missing: mean
     normalizer = Normalizer.fit(spec.get("normalize", "none"), x, train_idx)
     if x_test is None:
         x_test, y_test = normalizer.transform(x, test_idx, dtype), y[test_idx]
@@ -242,10 +252,14 @@ def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = Tr
         input_shape=tuple(int(d) for d in x.shape[1:]),
         normalizer=normalizer,
         feature_names=raw.get("feature_names"),
+        table=raw.get("table"),
+        warnings=list(raw.get("warnings", [])),
+        first_rows=first_rows,
     )
 
 
-def load_inputs(path, spec: dict, base_dir: pathlib.Path | None = None, feature_names=None) -> np.ndarray:
+def load_inputs(path, spec: dict, base_dir: pathlib.Path | None = None, feature_names=None,
+                table=None) -> np.ndarray:
     """Read inputs for ``dlcli predict``: x float64 in internal layout, NOT normalized.
 
     ``path`` (relative paths resolve against ``base_dir``, default the working directory):
@@ -258,6 +272,11 @@ def load_inputs(path, spec: dict, base_dir: pathlib.Path | None = None, feature_
     suffix = path.suffix.lower()
     if suffix == ".npz":
         x = readers.read_npz(path, required=("x",))["x"]
+    elif suffix == ".csv" and table is not None:
+        from dlcli.data.tabular import fill_missing, read_table
+        x = read_table(path, spec.get("target"), table=table, targets=False,
+                       drop_rows=False)["x"]
+        fill_missing(x, table, where=where)
     elif suffix == ".csv":
         if feature_names is not None:
             x, _, _ = readers.read_csv(path, [], features=feature_names)
@@ -288,7 +307,7 @@ def _resolve(path, base_dir) -> pathlib.Path:
     return path
 
 
-def _load(spec: dict, base_dir, seed: int, targets: bool = True):
+def _load(spec: dict, base_dir, seed: int, targets: bool = True, table=None):
     """(raw dict, where-string for errors, synthetic?) for the spec's source."""
     source = str(spec["source"])
     if source.startswith(SYNTHETIC_PREFIX):
@@ -306,6 +325,12 @@ def _load(spec: dict, base_dir, seed: int, targets: bool = True):
     path = _resolve(source, base_dir)
     if path.is_dir():
         path = _mnist_in_dir(path)
+    if path.suffix.lower() == ".csv":
+        from dlcli.data.tabular import read_table
+        raw = read_table(path, spec.get("target"), features=spec.get("features"),
+                         exclude=spec.get("exclude"), missing=spec.get("missing", "refuse"),
+                         table=table, targets=targets)
+        return raw, str(path), False
     raw = readers.read_array_file(path, spec.get("target"), targets=targets)
     for key in ("x", "x_test"):
         if key in raw:
@@ -399,8 +424,22 @@ def detect_layout(shape: tuple, layout: str = "auto", *, name: str = "x", where:
     )
 
 
-def _encode_targets(y, y_test, declared, mode: str, where: str):
-    """(y, y_test, class_names): int64 (N,) labels and names, or float64 (N, k) values."""
+def _row_namer(where: str, lines, n_y: int):
+    """Index into the targets (y, then y_test) -> where that target is written: a CSV's
+    ``<file>: row <line>``, else ``<file>: sample <i>`` / ``y_test sample <i>``."""
+    def name(i: int) -> str:
+        if lines is not None and i < len(lines):
+            return f"{where}: row {lines[i]}"
+        return f"{where}: sample {i}" if i < n_y else f"{where}: y_test sample {i - n_y}"
+    return name
+
+
+def _encode_targets(y, y_test, declared, mode: str, where: str, rows=None,
+                    declared_by: str = "declared"):
+    """(y, y_test, class_names, first_rows): int64 (N,) labels and names, or float64 (N, k)
+    values (class_names and first_rows None). ``first_rows`` maps each class label to
+    where it first occurs (``rows(i)``), so a label can be shown in its data file."""
+    rows = rows or _row_namer(where, None, len(y))
     y = np.asarray(y)
     y_test = None if y_test is None else np.asarray(y_test)
     if mode not in ("auto", "class", "value"):
@@ -425,7 +464,7 @@ def _encode_targets(y, y_test, declared, mode: str, where: str):
         for p, label in zip(values, ("y", "y_test")):
             if p.size and not np.isfinite(p).all():
                 raise DataError(f"{label} contains NaN or infinite values", where=where)
-        return values[0], (values[1] if y_test is not None else None), None
+        return values[0], (values[1] if y_test is not None else None), None, None
 
     if not one_column:
         raise DataError(
@@ -438,6 +477,12 @@ def _encode_targets(y, y_test, declared, mode: str, where: str):
     if declared is not None:
         declared = [str(c) for c in np.asarray(declared).tolist()]
     if is_text:
+        if declared is not None:
+            unknown = ~np.isin(joined.astype(str), declared)
+            if unknown.any():
+                i = int(np.argmax(unknown))
+                raise DataError(f"label {str(joined[i])!r} is not one of the {declared_by} "
+                                f"classes ({', '.join(declared)})", where=rows(i))
         try:
             labels, names = encode_labels(joined, declared)
         except DataError as exc:
@@ -451,9 +496,10 @@ def _encode_targets(y, y_test, declared, mode: str, where: str):
             n_classes = int(ints.max()) + 1
             if declared is not None:
                 if n_classes > len(declared):
+                    i = int(np.argmax(ints >= len(declared)))
                     raise DataError(
-                        f"label {n_classes - 1} is outside the {len(declared)} declared classes "
-                        f"(class_names)", where=where,
+                        f"label {ints[i]} is not one of the {len(declared)} {declared_by} "
+                        f"classes ({', '.join(declared)})", where=rows(i),
                     )
                 names = declared
             else:
@@ -461,11 +507,15 @@ def _encode_targets(y, y_test, declared, mode: str, where: str):
             labels = ints
         else:
             if declared is not None:
-                raise DataError("negative labels cannot index the declared class_names", where=where)
+                i = int(np.argmax(ints < 0))
+                raise DataError(f"negative label {ints[i]} cannot index the {declared_by} "
+                                "classes", where=rows(i))
             labels, names = encode_labels(ints)
     labels = labels.astype(np.int64)
+    found, first = np.unique(labels, return_index=True)
+    first_rows = {int(k): rows(int(i)) for k, i in zip(found, first)}
     n_train = parts[0].shape[0]
-    return labels[:n_train], (labels[n_train:] if y_test is not None else None), names
+    return labels[:n_train], (labels[n_train:] if y_test is not None else None), names, first_rows
 
 
 def _whole(parts) -> bool:

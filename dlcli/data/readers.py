@@ -40,6 +40,7 @@ def read_npz(path, required=("x", "y")) -> dict[str, np.ndarray]:
     """
     path = pathlib.Path(path)
     _check_file(path)
+    check_zip(path, "an .npz archive")
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
@@ -99,15 +100,30 @@ def read_npz(path, required=("x", "y")) -> dict[str, np.ndarray]:
     return out
 
 
-def read_csv(path, target=None, *, features=None):
-    """Read a CSV file with a header row.
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or an empty zip
 
-    ``target``: a column name, a list of names, or None (the last column). ``features``:
-    the feature columns to keep, in order (default: every non-target column).
-    Returns ``(x, y, feature_names)``: x float64 (N, F); y (N,) for one target or (N, k)
-    for a list — int64 if every value is an integer, float64 if every value is a number,
-    else str; feature_names list[str]. With ``target=[]`` y is None.
-    """
+
+def check_zip(path, what: str) -> None:
+    """Refuse a file that is not a zip archive (as every .npz is) before NumPy reads it: NumPy
+    takes any other file for a pickle and answers with advice to unpickle it."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        raise DataError(f"cannot read the file ({exc.strerror or exc})", where=str(path)) from None
+    if head not in ZIP_MAGIC:
+        kind = ("text" if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head)
+                else "not a zip archive")
+        raise DataError(f"not {what}: an .npz file is a zip archive of arrays (as np.savez "
+                        f"writes it), this file is {kind}"
+                        + ("; a CSV file must end in .csv" if kind == "text" else ""),
+                        where=str(path))
+
+
+def read_csv_cells(path):
+    """The cells of a CSV file with a header row: ``(header, cells, lines)``, header a list
+    of stripped names (distinct, non-empty), cells a str array (N, columns) as written,
+    lines the 1-based line number of each row (blank lines skipped)."""
     path = pathlib.Path(path)
     _check_file(path)
     where = str(path)
@@ -149,7 +165,21 @@ def read_csv(path, target=None, *, features=None):
         raise DataError(f"duplicate column name(s) {', '.join(dupes)}", where=f"{where}: row {header_line}")
     if not rows:
         raise DataError("the file has a header but no data rows", where=where)
+    return header, np.array(rows, dtype=str), lines
 
+
+
+def read_csv(path, target=None, *, features=None):
+    """Read a CSV file with a header row.
+
+    ``target``: a column name, a list of names, or None (the last column). ``features``:
+    the feature columns to keep, in order (default: every non-target column).
+    Returns ``(x, y, feature_names)``: x float64 (N, F); y (N,) for one target or (N, k)
+    for a list — int64 if every value is an integer, float64 if every value is a number,
+    else str; feature_names list[str]. With ``target=[]`` y is None.
+    """
+    header, cells, lines = read_csv_cells(path)
+    where = str(path)
     single = isinstance(target, str) or target is None
     targets = [header[-1]] if target is None else [target] if single else list(target)
     absent = [t for t in targets if t not in header]
@@ -173,7 +203,6 @@ def read_csv(path, target=None, *, features=None):
     if not feature_names:
         raise DataError("no feature columns besides the target", where=where)
 
-    cells = np.array(rows, dtype=str)
     x = _parse_features(cells, [header.index(c) for c in feature_names], feature_names, lines, where)
     check_finite(x, path, lines=lines)
     if not targets:

@@ -98,11 +98,18 @@ def human_bytes(n: int) -> str:
 def shapes_report(config) -> dict:
     """The ``dlcli shapes`` report of a config. Uses ``model.input_shape`` when given,
     otherwise reads the data once to learn the input shape (no forward pass)."""
+    from dlcli.config.resolve import build_model, to_internal_shape
     from dlcli.train.session import prepare
 
-    prep = prepare(config, data=config["model"]["input_shape"] is None)
     training = config["training"]
     batch = training["batch_size"]
+    if config["model"]["loss"] is None:  # the layers alone (dlcli shapes needs no loss)
+        model = build_model(config, to_internal_shape(config["model"]["input_shape"]))
+        report = layer_table(model, 1 if batch == "full" else batch, training["optimizer"])
+        task = config["task"]
+        report.update(task=None if task == "auto" else task, loss=None, warnings=[])
+        return report
+    prep = prepare(config, data=config["model"]["input_shape"] is None)
     if batch == "full":
         batch = len(prep.splits.x_train) if prep.splits is not None else 1
     report = layer_table(prep.model, batch, training["optimizer"])

@@ -57,7 +57,7 @@ def prepare(config: Config, seed: int | None = None, *, data=True) -> Prepared:
     model = build_model(config, input_shape)
     out_shape = model.output_shape
     task = infer_task(config, out_shape[0] if len(out_shape) == 1 else None)
-    warnings = list(config.warnings)
+    warnings = list(config.warnings) + (list(splits.warnings) if splits is not None else [])
     if (splits is not None and config["task"] == "auto" and task == "regression"
             and splits.class_names is not None and len(splits.class_names) == 2
             and tuple(out_shape) == (1,)):
@@ -86,6 +86,7 @@ def _check_targets(config, splits, task, out_shape):
                             "values; set data.labels: class or use another loss", where=src)
         k = len(splits.class_names)
         if tuple(out_shape) != (k,):
+            _check_label_range(splits, out_shape, last)
             raise ConfigError(f"{last}: the output has shape {tuple(out_shape)} but the data "
                               f"has {k} classes; set units: {k}", file=config.source)
     elif task == "reconstruction":
@@ -103,6 +104,20 @@ def _check_targets(config, splits, task, out_shape):
                         f"{len(splits.class_names)} class labels set task: classification)")
             raise ConfigError(f"{last}: the output has shape {tuple(out_shape)} but each "
                               f"target has {k} value(s){hint}", file=config.source)
+
+
+def _check_label_range(splits, out_shape, last):
+    """Integer labels beyond a softmax's width are more often a typo in the data than a
+    model too narrow: name the first such label where the data file holds it."""
+    names, rows = splits.class_names, splits.first_rows or {}
+    units = out_shape[0] if len(out_shape) == 1 else None
+    if (units is None or units >= len(names) or names != [str(i) for i in range(len(names))]
+            or not any(label >= units for label in rows)):
+        return
+    label = min(label for label in rows if label >= units)
+    raise DataError(f"label {label} is outside the {units} classes 0-{units - 1} of the output "
+                    f"layer ({last}.units: {units}); fix the data, or if it really has "
+                    f"{len(names)} classes set units: {len(names)}", where=rows[label])
 
 
 def initialize(config: Config, model, seed: int):

@@ -25,7 +25,7 @@ import zipfile
 
 import numpy as np
 
-from dlcli.errors import CheckpointError
+from dlcli.errors import CheckpointError, DataError
 from dlcli.train.io import TMP_PREFIX, atomic_writer, write_json
 
 MANIFEST_FORMAT = "dlcli-checkpoint-1"
@@ -118,6 +118,11 @@ def load(path, *, verified: bool | None = True) -> dict[str, dict]:
     if not path.is_file():
         raise CheckpointError("checkpoint not found", where=str(path))
     parts = {"model": {}, "optimizer": {}, "normalizer": {}, "trainer": {}}
+    from dlcli.data.readers import check_zip
+    try:
+        check_zip(path, "a checkpoint")
+    except DataError as exc:
+        raise CheckpointError(exc.message, where=str(path)) from None
     try:
         with np.load(path, allow_pickle=False) as data:
             files = list(data.files)

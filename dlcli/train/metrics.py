@@ -1,8 +1,10 @@
 """Task metrics, computed with NumPy from outputs and targets.
 
 Tasks and their metrics:
-  classification  accuracy (argmax), per-class precision/recall, confusion matrix
-  binary          accuracy (output ≥ 0.5)
+  classification  accuracy (argmax), per-class precision/recall/F1/support, macro F1,
+                  confusion matrix
+  binary          accuracy (output ≥ 0.5), precision/recall/F1 of the positive class (label
+                  1), the same per class with support, confusion matrix
   multilabel      label_accuracy (mean over labels), hamming_loss = 1 − label_accuracy
   regression      mse, mae, r2 (R² = 1 − SS_res/SS_tot)
   reconstruction  mse, mae
@@ -10,8 +12,8 @@ Tasks and their metrics:
 
 import numpy as np
 
-HIGHER_IS_BETTER = {"accuracy", "label_accuracy", "r2", "val_accuracy", "val_label_accuracy",
-                    "val_r2"}
+_HIGHER = ("accuracy", "label_accuracy", "r2", "precision", "recall", "f1", "macro_f1")
+HIGHER_IS_BETTER = {f"{prefix}{name}" for prefix in ("", "val_", "test_") for name in _HIGHER}
 
 
 # The scalar metrics each task logs: per epoch on the training batches, and on a whole split.
@@ -64,17 +66,24 @@ def full_metrics(task: str, output: np.ndarray, target: np.ndarray,
             target = np.argmax(target, axis=1)
         pred = np.argmax(output, axis=1)
         k = n_classes or output.shape[1]
-        confusion = np.zeros((k, k), dtype=np.int64)
-        np.add.at(confusion, (target, pred), 1)
-        tp = np.diag(confusion).astype(float)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            precision = np.where(confusion.sum(0) > 0, tp / confusion.sum(0), 0.0)
-            recall = np.where(confusion.sum(1) > 0, tp / confusion.sum(1), 0.0)
+        table = class_table(target, pred, k)
         return {"accuracy": float(np.mean(pred == target)),
-                "precision": precision.tolist(), "recall": recall.tolist(),
-                "confusion_matrix": confusion.tolist()}
+                "precision": table["precision"], "recall": table["recall"],
+                "f1": table["f1"], "support": table["support"],
+                "macro_f1": float(np.mean(table["f1"])) if k else 0.0,
+                "confusion_matrix": table["confusion_matrix"],
+                "per_class": {key: table[key] for key in ("precision", "recall", "f1",
+                                                          "support")}}
     if task == "binary":
-        return {"accuracy": batch_metrics(task, output, target)["accuracy"] / n}
+        # the positive class is label 1 (scikit-learn's pos_label=1)
+        pred = (output.reshape(n, -1)[:, 0] >= 0.5).astype(np.int64)
+        truth = (target.reshape(n, -1)[:, 0] >= 0.5).astype(np.int64)
+        table = class_table(truth, pred, 2)
+        return {"accuracy": float(np.mean(pred == truth)),
+                "precision": table["precision"][1], "recall": table["recall"][1],
+                "f1": table["f1"][1], "confusion_matrix": table["confusion_matrix"],
+                "per_class": {key: table[key] for key in ("precision", "recall", "f1",
+                                                          "support")}}
     if task == "multilabel":
         per_label = np.mean((output >= 0.5) == (target >= 0.5), axis=0)
         acc = float(np.mean(per_label))
@@ -88,6 +97,23 @@ def full_metrics(task: str, output: np.ndarray, target: np.ndarray,
         ss_tot = float(np.sum((tgt - tgt.mean(axis=0)) ** 2))
         metrics["r2"] = 1.0 - float(np.sum(err ** 2)) / ss_tot if ss_tot > 0 else float("nan")
     return metrics
+
+
+def class_table(target: np.ndarray, pred: np.ndarray, k: int) -> dict:
+    """Confusion matrix (rows: true class, columns: predicted) and per-class precision
+    TP/(TP+FP), recall TP/(TP+FN), F1 2PR/(P+R) and support (true samples), as
+    scikit-learn's ``precision_recall_fscore_support`` with ``zero_division=0``."""
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (target, pred), 1)
+    tp = np.diag(confusion).astype(float)
+    predicted, support = confusion.sum(0), confusion.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(support > 0, tp / support, 0.0)
+        both = precision + recall
+        f1 = np.where(both > 0, 2 * precision * recall / both, 0.0)
+    return {"confusion_matrix": confusion.tolist(), "precision": precision.tolist(),
+            "recall": recall.tolist(), "f1": f1.tolist(), "support": support.tolist()}
 
 
 def predict(model, loss, x: np.ndarray, batch_size: int = 1024):
@@ -114,6 +140,6 @@ def evaluate(model, loss, x, y, task, batch_size=1024, n_classes=None, full=Fals
         outs.append(loss.output(logits))
     output = np.concatenate(outs)
     metrics = full_metrics(task, output, y, n_classes)
-    if not full:
-        metrics = {k: v for k, v in metrics.items() if not isinstance(v, list)}
+    if not full:  # per epoch: the scalars each task logs
+        metrics = {k: metrics[k] for k in SPLIT_METRICS[task] if k in metrics}
     return {"loss": total / len(x), **metrics}

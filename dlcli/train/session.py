@@ -126,6 +126,8 @@ def _train(config: Config, par, *, run_dir=None, seed=None, console=None, intera
                 write_json(run_dir / "classes.json", list(splits.class_names))
             if splits.feature_names is not None:  # predict picks CSV columns by these names
                 write_json(run_dir / "features.json", list(splits.feature_names))
+            if splits.table is not None:  # categories and fill values of the CSV columns
+                write_json(run_dir / "encoding.json", splits.table.state())
         # The config the run continues with (on resume, possibly changed by the user).
         resolved = stored_config(config)
         resolved["task"] = task

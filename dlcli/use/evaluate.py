@@ -22,6 +22,7 @@ class LoadedRun:
     normalizer: object
     class_names: list | None
     feature_names: list | None = None  # CSV feature columns, in training order
+    table: object = None  # data.tabular.Table: categories and fill values of CSV columns
 
 
 def find_checkpoint(target, which: str = "best") -> tuple[pathlib.Path, pathlib.Path]:
@@ -70,7 +71,21 @@ def load_run(target, which: str = "best") -> LoadedRun:
     class_names = _read_names(run_dir / "classes.json")
     feature_names = _read_names(run_dir / "features.json")
     return LoadedRun(run_dir, path, config, model, prep.loss, raw.get("task", prep.task),
-                     normalizer, class_names, feature_names)
+                     normalizer, class_names, feature_names, _read_table(run_dir))
+
+
+def _read_table(run_dir):
+    """The run's encoding.json as a Table (None for runs on arrays, or made before it)."""
+    from dlcli.data.tabular import Table
+
+    path = run_dir / "encoding.json"
+    if not path.is_file():
+        return None
+    try:
+        return Table.from_state(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise CheckpointError("is unreadable: expected the JSON object dlcli wrote",
+                              where=str(path)) from None
 
 
 def _read_names(path) -> list[str] | None:
@@ -108,10 +123,12 @@ def scoring_batch_size(run: LoadedRun) -> int:
     return 1024 if size == "full" else max(int(size), SCORING_BATCH_MIN)
 
 
-def evaluate_run(run: LoadedRun, split: str = "test", data_source: str | None = None,
+def evaluate_run(run: LoadedRun, split: str | None = "test", data_source: str | None = None,
                  images=None, batch_size: int | None = None) -> dict:
-    """Loss and task metrics of ``run`` on a split of its data (or of ``data_source``), in
-    batches of ``batch_size`` (default :func:`scoring_batch_size`).
+    """Loss and task metrics of ``run`` on a split of its data, or on ``data_source``: all of
+    it when ``split`` is None (as ``predict`` reads it; split ``"all"``), else that split
+    drawn as in training; in batches of ``batch_size`` (default
+    :func:`scoring_batch_size`).
 
     Reconstruction runs also get ``bottleneck`` (the smallest layer output) and ``pca``: the
     MSE of PCA with k = the bottleneck's size, fitted on the same (normalized) training split
@@ -129,16 +146,26 @@ def evaluate_run(run: LoadedRun, split: str = "test", data_source: str | None = 
     spec = dict(run.config["data"])
     if data_source is not None:
         spec["source"] = str(pathlib.Path(data_source).resolve())
+    if split is None:
+        split = "test" if data_source is None else "all"
+    if split == "all":  # the whole file: every row goes to the "train" split, in file order
+        spec["test_split"] = spec["validation_split"] = 0.0
     # Raw inputs, then the normalizer stored with the run (fitted on its training split).
     spec["normalize"] = "none"
     classes = run.class_names if run.task == "classification" else None
     splits = prepare_data(spec, run.config.base_dir, run.config["seed"],
-                          targets=not reconstruction, classes=classes, dtype=None)
+                          targets=not reconstruction, classes=classes, dtype=None,
+                          table=run.table)
     _check_input_shape(run, splits.input_shape, spec["source"])
     ys = dict(zip(("train", "val", "test"),
                   targets(splits, run.task, run.model.dtype, run.loss)))
-    x = run.normalizer.transform(getattr(splits, f"x_{split}"), None, run.model.dtype)
-    y = ys[split]
+    if split == "all":  # a file's own x_test / y_test are part of it
+        raw_x = (splits.x_train if not len(splits.x_test) else
+                 np.concatenate([splits.x_train, splits.x_test]))
+        y = ys["train"] if not len(splits.x_test) else np.concatenate([ys["train"], ys["test"]])
+    else:
+        raw_x, y = getattr(splits, f"x_{split}"), ys[split]
+    x = run.normalizer.transform(raw_x, None, run.model.dtype)
     if run.task == "reconstruction":
         y = x
     if len(x) == 0:
@@ -152,6 +179,11 @@ def evaluate_run(run: LoadedRun, split: str = "test", data_source: str | None = 
                    "checkpoint": str(run.checkpoint)})
     if run.class_names:
         result["class_names"] = list(run.class_names)
+    if run.task == "binary":
+        result["positive_class"] = run.class_names[1] if run.class_names else "1"
+    if data_source is not None:
+        result["data"] = spec["source"]
+    result["warnings"] = list(splits.warnings)
     if reconstruction:
         from dlcli.use.reconstruction import bottleneck, pca_baseline
         name, shape, size = bottleneck(run.model)
@@ -169,6 +201,31 @@ def evaluate_run(run: LoadedRun, split: str = "test", data_source: str | None = 
     return result
 
 
+SCORES_FILE = "scores.json"
+
+
+def record_scores(run: LoadedRun, result: dict) -> None:
+    """Keep the scalar scores of an ``eval`` of the run's own data in ``<run>/scores.json``,
+    keyed ``<checkpoint>/<split>`` (``dlcli compare`` shows the test ones). A run
+    directory that cannot be written (read-only, another user's) is scored all the same."""
+    from dlcli.train.io import write_json
+
+    path = run.run_dir / SCORES_FILE
+    try:
+        scores = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        scores = {}
+    if not isinstance(scores, dict):
+        scores = {}
+    scores[f"{run.checkpoint.stem}/{result['split']}"] = {
+        k: v for k, v in result.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "samples"}
+    try:
+        write_json(path, scores)
+    except OSError:
+        pass
+
+
 def predict_file(run: LoadedRun, input_path, batch_size: int | None = None,
                  layer: str | None = None):
     """Outputs of ``run`` for the inputs in ``input_path``: (outputs, predicted names or None),
@@ -183,7 +240,8 @@ def predict_file(run: LoadedRun, input_path, batch_size: int | None = None,
     from dlcli.train.metrics import predict
 
     spec = run.config["data"]
-    x = load_inputs(input_path, spec, pathlib.Path.cwd(), feature_names=run.feature_names)
+    x = load_inputs(input_path, spec, pathlib.Path.cwd(), feature_names=run.feature_names,
+                    table=run.table)
     _check_input_shape(run, x.shape[1:], input_path)
     if len(x) == 0:
         raise DataError("holds no samples", where=str(input_path))

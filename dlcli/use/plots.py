@@ -121,7 +121,7 @@ def curves_figure(runs: list[Run], metrics: list[str] | None = None):
     known = available_metrics(runs)
     every_key = {k for r in runs for row in r.history for k in row}
     if not metrics:
-        metrics = known[:4]
+        metrics = known
     for name in metrics:
         if name not in every_key and f"val_{name}" not in every_key:
             names = sorted(k for k in every_key if (k[4:] if k.startswith("val_") else k)
@@ -192,7 +192,7 @@ def run_confusion(run_dir, split: str = "test", checkpoint: str = "best") -> dic
     from dlcli.use.evaluate import evaluate_run, load_run
 
     loaded = load_run(run_dir, checkpoint)
-    if loaded.task != "classification":
+    if loaded.task not in ("classification", "binary"):
         raise DataError(f"a confusion matrix needs a classification run; this one is "
                         f"{loaded.task!r}", where=str(run_dir))
     return evaluate_run(loaded, split)

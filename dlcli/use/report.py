@@ -88,7 +88,9 @@ def print_eval(console, result: dict) -> None:
 
     import pathlib
     checkpoint = pathlib.Path(result["checkpoint"]).name
-    console.print(f"{result['split']} split: {result['samples']} samples ({result['task']}), "
+    scored = (f"{result.get('data')}, all of it" if result["split"] == "all"
+              else f"{result['split']} split")
+    console.print(f"{scored}: {result['samples']} samples ({result['task']}), "
                   f"checkpoint {checkpoint}", markup=False, soft_wrap=True)
     table = Table()
     table.add_column("metric")
@@ -97,6 +99,9 @@ def print_eval(console, result: dict) -> None:
         if isinstance(value, (int, float)) and key != "samples":
             table.add_row(key, _fmt(value))
     print_table(console, table)
+    if "positive_class" in result:
+        console.print(f"precision, recall and f1 above are those of the positive class "
+                      f"{result['positive_class']!r}", markup=False, soft_wrap=True)
     if "pca" in result:
         pca, neck = result["pca"], result.get("bottleneck", {})
         ratio = (f"; ratio {result['mse'] / pca['mse']:.3f}" if pca["mse"] > 1e-12 else
@@ -109,14 +114,19 @@ def print_eval(console, result: dict) -> None:
     if "images" in result:
         console.print(f"wrote inputs and reconstructions to {result['images']}", markup=False)
     if "confusion_matrix" in result:
-        names = result.get("class_names") or [str(i) for i in range(len(result["precision"]))]
-        per_class = Table(title="per class")
-        per_class.add_column("class")
-        per_class.add_column("precision", justify="right")
-        per_class.add_column("recall", justify="right")
-        for name, p, r in zip(names, result["precision"], result["recall"]):
-            per_class.add_row(name, f"{p:.3f}", f"{r:.3f}")
-        print_table(console, per_class)
+        names = (result.get("class_names")
+                 or [str(i) for i in range(len(result["confusion_matrix"]))])
+        scores = result.get("per_class") or {}
+        if scores:
+            per_class = Table(title="per class")
+            per_class.add_column("class")
+            for column in ("precision", "recall", "f1", "support"):
+                per_class.add_column(column, justify="right")
+            for i, name in enumerate(names):
+                per_class.add_row(name, *(f"{scores[c][i]:.3f}" for c in
+                                          ("precision", "recall", "f1")),
+                                  str(scores["support"][i]))
+            print_table(console, per_class)
         cm = Table(title="confusion matrix (rows: true class, columns: predicted)")
         cm.add_column("")
         for name in names:
@@ -129,7 +139,9 @@ def print_eval(console, result: dict) -> None:
 def print_shapes(console, report: dict) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{report['task']} model, loss {report['loss']}")
+    title = (f"{report['task']} model, loss {report['loss']}" if report["loss"] else
+             "model (no loss given)")
+    table = Table(title=title)
     for col, justify in (("#", "right"), ("layer", "left"), ("type", "left"),
                          ("output shape (h, w, c)", "left"), ("size", "right"),
                          ("params", "right"), ("mult-adds", "right")):

@@ -48,6 +48,7 @@ class Run:
     summary: dict | None
     task: str | None
     warnings: list[str] = field(default_factory=list)
+    scores: dict = field(default_factory=dict)  # scores.json: what ``dlcli eval`` measured
 
     def curve(self) -> tuple[str, list]:
         """(metric name, values per epoch) of the validation loss, or the loss without one."""
@@ -209,11 +210,13 @@ def load(path, now: float | None = None) -> Run:
     final = summary_d.get("final") if isinstance(summary_d.get("final"), dict) else None
     if final is None or status == "running":
         final = dict(history[-1]) if history else {}
+    scores, w = read_json(run_dir / "scores.json")
+    warnings += w
     return Run(path=run_dir, name=run_dir.name, config_name=config_name,
                started=_started(run_dir), status=status, epochs_done=int(epochs),
                monitor=monitor, best=best, best_epoch=best_epoch, wall_time_s=wall,
                final=final, history=history, config=config, summary=summary, task=task,
-               warnings=warnings)
+               warnings=warnings, scores=scores if isinstance(scores, dict) else {})
 
 
 def find_runs(root, now: float | None = None) -> list[Run]:
@@ -298,7 +301,20 @@ def final_metrics(runs: list[Run]) -> dict[str, list]:
     for r in runs:
         keys += [k for k in r.final if k not in keys and k not in ("epoch", "time",
                                                                        "best", "nonfinite")]
-    return {k: [r.final.get(k) for r in runs] for k in keys}
+    out = {k: [r.final.get(k) for r in runs] for k in keys}
+    tests = [test_scores(r) for r in runs]
+    for key in [k for t in tests for k in t]:
+        out.setdefault(key, [t.get(key) for t in tests])
+    return out
+
+
+def test_scores(run: Run) -> dict:
+    """``test_<metric>`` of the run's test split as ``dlcli eval`` scored it (best
+    checkpoint, else last); empty when it was never scored."""
+    scored = run.scores.get("best/test") or run.scores.get("last/test")
+    if not isinstance(scored, dict):
+        return {}
+    return {f"test_{k}": v for k, v in scored.items() if _finite(v)}
 
 
 def compare(runs: list[Run]) -> dict:
