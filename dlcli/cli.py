@@ -32,6 +32,9 @@ class DlcliGroup(click.Group):
     """Maps user errors to one line on stderr and exit 2 (1 for training failures)."""
 
     def main(self, args=None, prog_name=None, **extra):
+        from dlcli.terminal import install_ascii_fallback
+
+        install_ascii_fallback()  # a cp1252 stdout gets ASCII stand-ins, not a crash
         args = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in args
         if debug:
@@ -49,7 +52,12 @@ class DlcliGroup(click.Group):
                 raise
             ctx = exc.ctx
             cmd = ctx.command_path if ctx else "dlcli"
-            click.echo(f"{cmd}: {exc.format_message()} (see {cmd} --help)", err=True)
+            from dlcli.config.hints import set_form_hint
+            hint = set_form_hint(args, exc)
+            if hint:
+                click.echo(f"{cmd}: {hint}", err=True)
+            else:
+                click.echo(f"{cmd}: {exc.format_message()} (see {cmd} --help)", err=True)
             sys.exit(2)
         except click.ClickException as exc:
             if debug:
@@ -66,7 +74,8 @@ class DlcliGroup(click.Group):
             if isinstance(exc, DlcliError):
                 from dlcli.errors import RunInterrupted
                 prefix = "" if isinstance(exc, RunInterrupted) else "error: "
-                click.echo(f"{prefix}{exc}", err=True)
+                for line in str(exc).split("\n"):  # one line per error
+                    click.echo(f"{prefix}{line}", err=True)
                 sys.exit(exc.exit_code)
             if isinstance(exc, MemoryError):
                 click.echo("error: out of memory; lower training.batch_size", err=True)
@@ -78,10 +87,12 @@ class DlcliGroup(click.Group):
 
 @click.group(cls=DlcliGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dlcli")
-@click.option("--threads", type=click.IntRange(min=1), metavar="N",
-              help="Threads for NumPy's matrix products (default: the BLAS library's "
-                   "choice). 1 is often faster on a busy machine or for small models.")
-def cli(threads):
+@click.option("--threads", default="auto", metavar="N|auto", show_default=True,
+              help="Threads for NumPy's matrix products. auto: train measures a few steps "
+                   "of the model with 1, 2, ... threads and keeps the fastest (other "
+                   "commands use the BLAS library's default); N forces N.")
+@click.pass_context
+def cli(ctx, threads):
     """dlcli: train, evaluate and inspect neural networks described in YAML.
 
     Data files: .npz (arrays x, y, optional x_test, y_test, class_names), .csv (a header
@@ -90,7 +101,16 @@ def cli(threads):
 
     Add --debug anywhere to see a traceback instead of a one-line error.
     """
-    if threads is not None:
+    if threads != "auto":
+        try:
+            threads = int(threads)
+            if threads < 1:
+                raise ValueError
+        except ValueError:
+            raise click.BadParameter(f"expected a positive integer or auto, got {threads!r}",
+                                     param_hint="'--threads'") from None
+    ctx.ensure_object(dict)["threads"] = threads
+    if threads != "auto":
         import os
         if "numpy" in sys.modules:  # pragma: no cover - only when embedded after an import
             raise click.UsageError("--threads must be given before NumPy is imported")
@@ -108,7 +128,7 @@ def cli(threads):
               help="Continue the run in this directory from its last checkpoint.")
 @click.option("--allow-config-change", is_flag=True,
               help="With --resume: continue even if CONFIG/--set differ from the run's config.")
-@click.option("--seed", type=int, help="Override the config's seed.")
+@click.option("--seed", type=click.IntRange(min=0), help="Override the config's seed.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard event files "
               "(shorthand for --set training.tensorboard=true).")
@@ -142,11 +162,16 @@ def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, qui
         cfg = load_config(config, overrides)
     console = _console()
     summary = run_training(cfg, run_dir=run_dir, seed=seed, console=console,
+                           warn=lambda warnings: print_warnings(err, warnings),
+                           threads=click.get_current_context().obj["threads"],
                            interactive=console.is_terminal and sys.stdout.isatty(), quiet=quiet,
                            resume=resume_dir is not None,
                            changes=differences if resume_dir is not None else ())
     print_warnings(err, summary.get("warnings", []))
     print_train_summary(console, summary)
+    if summary.get("threads"):
+        from dlcli.train.threads import describe
+        console.print(describe(summary["threads"]), markup=False, highlight=False)
 
 
 @cli.command("eval")
@@ -162,11 +187,12 @@ def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, qui
 @click.option("--images", type=click.Path(dir_okay=False), metavar="FILE.png",
               help="Reconstruction runs of images: write the split's first inputs beside "
                    "their reconstructions (needs matplotlib: pip install 'dlcli[plot]'; "
-                   "never overwrites).")
+                   "never overwrites without --force).")
 @click.option("--batch-size", type=click.IntRange(min=1), metavar="N",
               help="Samples per forward pass (default: the run's training batch size, "
                    "at least 64; 1024 for a full-batch run).")
-def eval_(run, checkpoint, data_source, split, as_json, images, batch_size):
+@click.option("--force", is_flag=True, help="Overwrite the --images file if it exists.")
+def eval_(run, checkpoint, data_source, split, as_json, images, batch_size, force):
     """Score a run (a run directory or a checkpoint file) on a data split.
 
     Reconstruction runs are compared with PCA at the bottleneck's width.
@@ -175,7 +201,8 @@ def eval_(run, checkpoint, data_source, split, as_json, images, batch_size):
     from dlcli.use.report import print_eval, print_warnings
 
     loaded = load_run(run, checkpoint)
-    result = evaluate_run(loaded, split, data_source, images=images, batch_size=batch_size)
+    result = evaluate_run(loaded, split, data_source, images=images, batch_size=batch_size,
+                          force=force)
     print_warnings(_console(stderr=True), result.pop("warnings", []))
     if data_source is None:
         record_scores(loaded, result)  # compare shows them
@@ -191,7 +218,8 @@ def eval_(run, checkpoint, data_source, split, as_json, images, batch_size):
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Output .csv or .npz (default: <INPUT stem>.predictions.csv; never "
-                   "overwrites).")
+                   "overwrites without --force).")
+@click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
               show_default=True)
 @click.option("--layer", metavar="NAME", help="Write this layer's activations (after its "
@@ -199,7 +227,7 @@ def eval_(run, checkpoint, data_source, split, as_json, images, batch_size):
 @click.option("--batch-size", type=click.IntRange(min=1), metavar="N",
               help="Samples per forward pass (default: the run's training batch size, "
                    "at least 64; 1024 for a full-batch run).")
-def predict(run, input_path, output, checkpoint, layer, batch_size):
+def predict(run, input_path, output, checkpoint, layer, batch_size, force):
     """Apply a trained run to the inputs in INPUT (.npz with x, .csv, or an IDX file).
 
     A reconstruction run writes its reconstructions, in the units of the inputs.
@@ -210,10 +238,10 @@ def predict(run, input_path, output, checkpoint, layer, batch_size):
     from dlcli.use.report import check_prediction_target, write_predictions
 
     target = pathlib.Path(output or pathlib.Path(input_path).stem + ".predictions.csv")
-    check_prediction_target(target)
+    check_prediction_target(target, force)
     loaded = load_run(run, checkpoint)
     out, names = predict_file(loaded, input_path, layer=layer, batch_size=batch_size)
-    write_predictions(target, out, names, loaded, layer=layer)
+    write_predictions(target, out, names, loaded, layer=layer, force=force)
     what = f"activations of layer {layer} {tuple(out.shape[1:])}" if layer else "predictions"
     _console(stderr=True).print(f"wrote {len(out)} {what} to {target}", markup=False)
 
@@ -265,17 +293,22 @@ def config_(config, overrides):
 
     from dlcli.config import load_config
 
+    from dlcli.config.keypaths import portable
+
     cfg = load_config(config, overrides)
-    click.echo(yaml.safe_dump(cfg.data, sort_keys=False), nl=False)
+    # Paths made absolute: `dlcli config X > mine.yaml` trains from any directory.
+    click.echo(yaml.safe_dump(portable(cfg), sort_keys=False), nl=False)
 
 
 @cli.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
-@click.option("--samples", default=4, show_default=True, help="Training samples to check on.")
-@click.option("--entries", default=20, show_default=True,
+@click.option("--samples", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Training samples to check on.")
+@click.option("--entries", default=20, show_default=True, type=click.IntRange(min=1),
               help="Coordinates checked per parameter tensor.")
 @click.option("--tolerance", default=1e-5, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
               help="Largest relative error that passes.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def gradcheck(config, overrides, samples, entries, tolerance, as_json):
@@ -378,7 +411,8 @@ def compare(run_dirs, as_json):
                    "only the validation curve; lr the learning rate. Default: all, loss first.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Figure file (.png, .pdf, .svg; default <run>-<kind>.png; never "
-                   "overwrites).")
+                   "overwrites without --force).")
+@click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 @click.option("--confusion", is_flag=True, help="Confusion matrix of a classification run "
               "(evaluates the best checkpoint on --split).")
 @click.option("--filters", is_flag=True, help="The first layer's weights of an image model "
@@ -387,7 +421,7 @@ def compare(run_dirs, as_json):
               "activation diagnostics (diagnostics.jsonl).")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test",
               show_default=True, help="Split for --confusion.")
-def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split):
+def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split, force):
     """Draw learning curves of one or more runs (or another figure of one run); of a sweep
     directory, the metric against each parameter and the best trials' curves.
 
@@ -412,7 +446,7 @@ def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split):
     if kind == "curves" and len(run_dirs) == 1 and not metrics and is_sweep_dir(first):
         kind = "sweep"  # a sweep directory: metric against each parameter, best curves
     target = pathlib.Path(output or f"{first.resolve().name}-{kind}.png")
-    plotting.check_output(target)
+    plotting.check_output(target, force)
     plotting.require_matplotlib()
     if kind == "sweep":
         from dlcli.sweep.plot import sweep_figure
@@ -435,7 +469,7 @@ def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split):
         rows, warnings = plotting.read_diagnostics(first)
         print_warnings(_console(stderr=True), warnings)
         fig = plotting.diagnostics_figure(rows, first.name)
-    plotting.save(fig, target)
+    plotting.save(fig, target, force)
     _console(stderr=True).print(f"wrote {target}", markup=False)
 
 

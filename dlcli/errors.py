@@ -37,15 +37,13 @@ class ConfigError(DlcliError):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        parts = []
-        for path, msg in self.errors:
-            parts.append(f"{path}: {msg}" if path else msg)
-        first = parts[0]
-        more = f" (and {len(parts) - 1} more: {'; '.join(parts[1:])})" if len(parts) > 1 else ""
-        return first + more
+        """One line per error (several errors: several lines)."""
+        return "\n".join(f"{path}: {msg}" if path else msg for path, msg in self.errors)
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.message}" if self.file else self.message
+        if not self.file:
+            return self.message
+        return "\n".join(f"{self.file}: {line}" for line in self.message.split("\n"))
 
 
 class DataError(DlcliError):

@@ -24,6 +24,19 @@ class Registry:
     def __contains__(self, name) -> bool:
         return isinstance(name, str) and name in self._entries
 
+    def canonical(self, name):
+        """The registered name ``name`` stands for: itself, the same name in another case or
+        without ``_``/``-`` (``ReLU``, ``LeakyReLU``, ``max_pool2d``), or a documented alias
+        (:data:`ALIASES`, e.g. ``linear`` -> ``identity``); ``name`` unchanged when none."""
+        if not isinstance(name, str) or name in self._entries:
+            return name
+        key = _squash(name)
+        alias = ALIASES.get(self.kind, {}).get(key)
+        if alias is not None and alias in self._entries:
+            return alias
+        matches = [n for n in self._entries if _squash(n) == key]
+        return matches[0] if len(matches) == 1 else name
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 
@@ -39,6 +52,27 @@ class Registry:
         if close:
             msg += f" (did you mean {close[0]!r}?)"
         return msg + f"; known: {', '.join(self.names())}"
+
+
+def _squash(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "").replace(" ", "")
+
+
+# Names Keras and PyTorch users write, by registry kind (keys squashed: lower case, no _ or -).
+ALIASES = {
+    "layer type": {"linear": "dense", "maxpooling2d": "maxpool2d", "averagepooling2d": "avgpool2d",
+                   "avgpooling2d": "avgpool2d", "conv2dtranspose": "conv_transpose2d",
+                   "convtranspose2d": "conv_transpose2d", "maxunpooling2d": "maxunpool2d"},
+    "activation": {"linear": "identity", "none": "identity", "step": "binary_step",
+                   "heaviside": "binary_step", "logistic": "sigmoid"},
+    "loss": {"sparsecategoricalcrossentropy": "categorical_crossentropy",
+             "crossentropyloss": "categorical_crossentropy",
+             "bce": "binary_crossentropy", "bceloss": "binary_crossentropy",
+             "meansquarederror": "mse", "mseloss": "mse"},
+    "optimizer": {"sgdmomentum": "momentum"},
+    "initializer": {"glorotnormal": "xavier", "henormal": "he", "kaimingnormal": "he",
+                    "zero": "zeros"},
+}
 
 
 LAYERS = Registry("layer type")

@@ -1,6 +1,7 @@
 """Key paths: ``model.layers[2].units`` parsed, rendered, flattened, and ``--set`` overrides."""
 
 import copy
+import pathlib
 import re
 
 from dlcli.config import loader
@@ -30,6 +31,24 @@ def parse_key_path(path: str) -> list:
     return parts
 
 
+# Keys holding file paths: relative ones in a file are read from the file's folder.
+PATH_KEYS = ("data.source", "model.init_from")
+
+
+def portable(config: "Config") -> dict:
+    """``config.data`` with its file paths made absolute, so the printed config (``dlcli
+    config``) and a run's stored copy work from any directory."""
+    import json
+
+    data = json.loads(json.dumps(config.data))
+    source = data["data"]["source"]
+    if not source.startswith("synthetic:"):
+        data["data"]["source"] = str((config.base_dir / source).resolve())
+    if data["model"]["init_from"]:
+        data["model"]["init_from"] = str((config.base_dir / data["model"]["init_from"]).resolve())
+    return data
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply ``key.path=value`` strings; values are parsed as YAML (``lr=1e-3`` is a float)."""
     raw = copy.deepcopy(raw)
@@ -39,6 +58,11 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         path_text, value_text = item.split("=", 1)
         parts = parse_key_path(path_text.strip())
         value = loader.parse_scalar(value_text)
+        if format_path(parts) in PATH_KEYS and isinstance(value, str) and value \
+                and not value.startswith("synthetic:"):
+            # A path typed on the command line means a file seen from the shell's
+            # working directory, not from the config's folder.
+            value = str(pathlib.Path(value).expanduser().absolute())
         node = raw
         for i, part in enumerate(parts[:-1]):
             nxt = parts[i + 1]

@@ -54,7 +54,7 @@ class _Validator:
         out = {}
         for key in raw:
             if key not in schema:
-                self.error(path + [key], r.unknown_key_message(key, schema))
+                self.error(path + [key], _unknown_key(path, key, schema))
         for key, (rule, default) in schema.items():
             present = key in raw
             if not present and default is REQUIRED:
@@ -74,6 +74,16 @@ class _Validator:
         return out
 
 
+def _unknown_key(path, key, known) -> str:
+    """The unknown-key message, pointing a misplaced well-known key to its place."""
+    from dlcli.config.schema import misplaced
+
+    target = misplaced(format_path(path), key)
+    if target is not None:
+        return f"unknown key here; did you mean {target}? (dlcli reads it there)"
+    return r.unknown_key_message(key, known)
+
+
 def _load_engine() -> None:
     from dlcli.nn import initializers, losses, optim  # noqa: F401
     from dlcli.nn.model import load_layer_modules
@@ -89,10 +99,12 @@ def _signature_defaults(callable_) -> dict:
 def _activation_spec(v, value, path):
     """A name or ``{type: name, **options}``; returns the normalized spec."""
     if isinstance(value, str):
+        value = ACTIVATIONS.canonical(value)
         if value not in ACTIVATIONS:
             v.error(path, ACTIVATIONS.unknown_message(value))
         return value
     if isinstance(value, dict):
+        value = {**value, "type": ACTIVATIONS.canonical(value.get("type"))}
         name = value.get("type")
         if name not in ACTIVATIONS:
             v.error(path + ["type"], ACTIVATIONS.unknown_message(name))
@@ -144,7 +156,9 @@ def _layers(v, value, path, present):
         if not isinstance(raw, dict):
             v.error(lpath, f"expected a mapping with a type, got {r._show(raw)}")
             continue
-        kind = raw.get("type")
+        kind = LAYERS.canonical(raw.get("type"))
+        if kind != raw.get("type"):
+            raw = {**raw, "type": kind}
         if kind not in LAYERS:
             v.error(lpath + ["type"], LAYERS.unknown_message(kind) if kind is not None
                     else "required key is missing")
@@ -203,7 +217,7 @@ def _optimizer(v, value, path, present):
     if not isinstance(value, dict):
         v.error(path, f"expected a mapping with a type, got {r._show(value)}")
         return {}
-    kind = value.get("type", "adam")
+    kind = OPTIMIZERS.canonical(value.get("type", "adam"))
     if kind not in OPTIMIZERS:
         v.error(path + ["type"], OPTIMIZERS.unknown_message(kind))
         return value
@@ -213,7 +227,7 @@ def _optimizer(v, value, path, present):
     out = {"type": kind}
     for key in value:
         if key != "type" and key not in defaults:
-            v.error(path + [key], r.unknown_key_message(key, list(defaults) + ["type"]))
+            v.error(path + [key], _unknown_key(path, key, list(defaults) + ["type"]))
     for key, default in defaults.items():
         given = value.get(key, default)
         try:

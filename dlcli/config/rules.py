@@ -163,6 +163,7 @@ def string_or_list() -> Rule:
 
 def registry_name(registry) -> Rule:
     def check(v):
+        v = registry.canonical(v)  # another case or a documented alias
         if isinstance(v, str) and v in registry:
             return v
         raise Invalid(registry.unknown_message(v))

@@ -59,6 +59,9 @@ TRAINING = {
     "clip_value": (r.optional(r.number(0.0, min_open=True)), None),
     "schedule": ("schedule", None),
     "diagnostics": (r.boolean, False),
+    # epochs between checkpoints, or auto: as often as keeps writing near 10% of the time
+    "checkpoint_every": (r.Rule("a positive integer or 'auto'",
+                                lambda v: v if v == "auto" else r.positive_int(v)), "auto"),
     "tensorboard": (r.boolean, False),  # TensorBoard event files in <run>/tensorboard/
     "parallel": ("parallel", None),  # data-parallel shards (dlcli.parallel)
 }
@@ -67,6 +70,32 @@ PARALLEL = {
     "shards": (r.positive_int, REQUIRED),
     "reduce": (r.choice("tree", "allreduce"), "tree"),
 }
+
+# Keys Keras, Lightning or Hydra users put elsewhere: (section, key) -> where dlcli reads it.
+# The section is the dotted path of the mapping the key was found in ("" at the top).
+_EVERYWHERE = {"lr": "training.optimizer.lr", "learning_rate": "training.optimizer.lr",
+               "epochs": "training.epochs", "max_epochs": "training.epochs",
+               "num_epochs": "training.epochs", "n_epochs": "training.epochs",
+               "batch_size": "training.batch_size", "optimizer": "training.optimizer",
+               "loss": "model.loss", "layers": "model.layers", "input_shape": "model.input_shape",
+               "validation_split": "data.validation_split", "test_split": "data.test_split",
+               "source": "data.source", "target": "data.target",
+               "patience": "training.early_stopping.patience",
+               "early_stopping": "training.early_stopping", "shuffle": "training.shuffle",
+               "momentum": "training.optimizer.momentum",
+               "weight_decay": "training.optimizer.weight_decay",
+               "seed": "seed", "task": "task", "name": "name", "dtype": "dtype"}
+
+
+def misplaced(section: str, key) -> str | None:
+    """Where ``key``, found in the mapping at ``section``, belongs; None if nowhere else."""
+    name = str(key).lower()
+    target = _EVERYWHERE.get(name)
+    if section == "training.optimizer" and name == "name":
+        target = "training.optimizer.type"
+    here = f"{section}.{key}" if section else str(key)
+    return target if target is not None and target != here else None
+
 
 EARLY_STOPPING = {
     "patience": (r.nonnegative_int, 5),

@@ -106,3 +106,59 @@ def _self_check() -> None:
 
 _self_check()
 available = bool(_FUNCS)
+
+
+# ---- the BLAS thread count, changed while running ----------------------------------------
+_THREAD_SYMBOLS = (("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+                   ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+                   ("openblas_set_num_threads", "openblas_get_num_threads"))
+
+
+def _bind_threads():
+    """(set, get) of the bundled OpenBLAS's thread count, else None."""
+    for path in _libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for setter, getter in _THREAD_SYMBOLS:
+            try:
+                set_, get = getattr(lib, setter), getattr(lib, getter)
+            except AttributeError:
+                continue
+            set_.argtypes, set_.restype = [ctypes.c_int], None
+            get.argtypes, get.restype = [], ctypes.c_int
+            return set_, get
+    return None
+
+
+_THREADS = _bind_threads()
+
+
+def get_threads() -> int | None:
+    """The BLAS library's thread count, or None where dlcli cannot ask it."""
+    if _THREADS is not None:
+        return int(_THREADS[1]())
+    try:
+        from threadpoolctl import threadpool_info  # the bench extra; optional
+    except ImportError:
+        return None
+    counts = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+    return counts[0] if counts else None
+
+
+def set_threads(n: int) -> bool:
+    """Set the BLAS thread count for the rest of the process; False where it cannot."""
+    if _THREADS is not None:
+        _THREADS[0](int(n))
+        return get_threads() == n
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return False
+    global _LIMITS
+    _LIMITS = threadpool_limits(int(n), user_api="blas")  # kept: the limit lasts while held
+    return get_threads() == n
+
+
+_LIMITS = None

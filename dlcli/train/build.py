@@ -77,9 +77,50 @@ def prepare(config: Config, seed: int | None = None, *, data=True) -> Prepared:
     return Prepared(config, splits, model, loss, task, warnings)
 
 
+def _fits_classes(k: int) -> str:
+    """The output layer and loss that represent ``k`` classes."""
+    if k == 2:
+        return ("end the model in {type: dense, units: 1, activation: sigmoid} with loss: "
+                "binary_crossentropy, or units: 2 with softmax and categorical_crossentropy")
+    return (f"end the model in {{type: dense, units: {k}, activation: softmax}} with loss: "
+            "categorical_crossentropy")
+
+
+def _check_probability_targets(config, splits, task):
+    """A cross-entropy of targets outside [0, 1] is no cross-entropy (it goes negative)."""
+    loss = config["model"]["loss"]
+    if loss != "binary_crossentropy" or task == "classification":
+        return
+    if task == "reconstruction":
+        arrays = (splits.x_train, splits.x_val, splits.x_test)
+    else:
+        arrays = (splits.y_train, splits.y_val, splits.y_test)
+    arrays = [np.asarray(a) for a in arrays if a is not None and np.size(a)]
+    low = min(float(a.min()) for a in arrays)
+    high = max(float(a.max()) for a in arrays)
+    if low >= 0 and high <= 1:
+        return
+    if task == "reconstruction":
+        fix = (f"with data.normalize: {config['data']['normalize']} the inputs (an "
+               "autoencoder's targets) are not; set data.normalize: minmax, or use loss: mse")
+    else:
+        fix = "use loss: mse with an identity output for values, or scale the targets"
+    raise ConfigError(f"model.loss: binary_crossentropy needs targets in [0, 1], but the "
+                      f"targets range from {low:.4g} to {high:.4g}; {fix}",
+                      file=config.source)
+
+
 def _check_targets(config, splits, task, out_shape):
     src = config["data"]["source"]
     last = f"model.layers[{len(config['model']['layers']) - 1}]"
+    k = splits.n_classes
+    if task == "binary" and k is not None and k > 2:
+        loss = config["model"]["loss"]
+        raise ConfigError(
+            f"model.loss: {loss} with one output unit separates two classes, but "
+            f"{src} has {k} classes ({_class_list(splits.class_names)}); {_fits_classes(k)}",
+            file=config.source)
+    _check_probability_targets(config, splits, task)
     if task == "classification":
         if splits.class_names is None:
             raise DataError("task classification needs class labels, but the targets are "
@@ -88,7 +129,8 @@ def _check_targets(config, splits, task, out_shape):
         if tuple(out_shape) != (k,):
             _check_label_range(splits, out_shape, last)
             raise ConfigError(f"{last}: the output has shape {tuple(out_shape)} but the data "
-                              f"has {k} classes; set units: {k}", file=config.source)
+                              f"has {k} classes; set units: {k} ({_fits_classes(k)})",
+                              file=config.source)
     elif task == "reconstruction":
         if tuple(out_shape) != tuple(splits.input_shape):
                 raise ConfigError(f"{last}: a reconstruction model must output the input's shape "
@@ -104,6 +146,11 @@ def _check_targets(config, splits, task, out_shape):
                         f"{len(splits.class_names)} class labels set task: classification)")
             raise ConfigError(f"{last}: the output has shape {tuple(out_shape)} but each "
                               f"target has {k} value(s){hint}", file=config.source)
+
+
+def _class_list(names) -> str:
+    names = [str(n) for n in names]
+    return ", ".join(names) if len(names) <= 5 else ", ".join(names[:3]) + f", ..., {names[-1]}"
 
 
 def _check_label_range(splits, out_shape, last):

@@ -33,29 +33,78 @@ def json_safe(logs: dict) -> dict:
 
 class MetricsLogger(Callback):
     """Appends one JSON object per epoch to ``metrics.jsonl`` (a complete line per record)
-    and rewrites ``metrics.csv`` from it. ``rows`` are the records of earlier epochs of the
-    same run (on resume)."""
+    and one row to ``metrics.csv`` (rewritten whole only when a column appears, or at the
+    start of a resumed run, from the rows kept). ``rows`` are the records of earlier epochs
+    of the same run (on resume)."""
 
     def __init__(self, run_dir: pathlib.Path, rows: list[dict] | None = None):
         self.jsonl = run_dir / "metrics.jsonl"
         self.csv = run_dir / "metrics.csv"
         self.rows: list[dict] = list(rows or [])
+        self.columns: list[str] | None = None  # the CSV header written
+        self._files: dict = {}  # open for appending while training runs
+
+    def _append(self, path, text: str) -> None:
+        """Append and flush (to the OS: a killed process loses nothing it wrote)."""
+        handle = self._files.get(path)
+        if handle is None:
+            handle = self._files[path] = open(path, "a", encoding="utf-8", newline="")
+        handle.write(text)
+        handle.flush()
+
+    def _close(self) -> None:
+        for handle in self._files.values():
+            handle.close()
+        self._files = {}
+
+    def on_train_end(self, trainer, logs):
+        self._close()
+
+    def on_exception(self, trainer, exc):
+        self._close()
+
+    def _columns(self) -> list[str]:
+        columns = []
+        for r in self.rows:
+            columns += [k for k in r if k not in columns and k != "nonfinite"]
+        return columns
+
+    def _rewrite_csv(self) -> None:
+        handle = self._files.pop(self.csv, None)
+        if handle is not None:
+            handle.close()
+        self.columns = self._columns()
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text(self.csv, buffer.getvalue())
+
+    def on_train_begin(self, trainer):
+        if self.rows or self.csv.exists():  # resumed: what metrics.jsonl kept, no replay
+            self._fail_as_training_error(self._rewrite_csv)
 
     def on_epoch_end(self, trainer, epoch, logs):
         row = json_safe(logs)
         self.rows.append(row)
-        try:
-            with open(self.jsonl, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(row, allow_nan=False) + "\n")
-                handle.flush()
-            columns = []
-            for r in self.rows:
-                columns += [k for k in r if k not in columns and k != "nonfinite"]
+
+        def write():
+            self._append(self.jsonl, json.dumps(row, allow_nan=False) + "\n")
+            if self.columns is not None and any(k not in self.columns
+                                                for k in row if k != "nonfinite"):
+                self._rewrite_csv()  # a new column: the header changes
+                return
             buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(self.rows)
-            write_text(self.csv, buffer.getvalue())
+            if self.columns is None:  # a new run's first row: the file starts here
+                self.columns = self._columns()
+                csv.DictWriter(buffer, fieldnames=self.columns).writeheader()
+            csv.DictWriter(buffer, fieldnames=self.columns, extrasaction="ignore").writerow(row)
+            self._append(self.csv, buffer.getvalue())
+        self._fail_as_training_error(write)
+
+    def _fail_as_training_error(self, write):
+        try:
+            write()
         except OSError as exc:
             raise TrainingError(f"cannot write {self.jsonl.parent}: {exc.strerror}; the last "
                                 "good checkpoint is checkpoints/last.npz") from None
@@ -105,44 +154,80 @@ class Monitor(Callback):
 
 
 class Checkpointer(Callback):
-    """Writes ``checkpoints/last.npz`` every epoch (and when interrupted mid-epoch) and
-    ``checkpoints/best.npz`` when the monitored metric improves (Keras' ModelCheckpoint with
-    save_best_only). Each is committed by its manifest; the previous ``last`` is kept as
-    ``previous`` until the new one is committed."""
+    """Writes ``checkpoints/last.npz`` when :class:`~dlcli.train.cadence.Cadence` says so
+    (``training.checkpoint_every``; always at the end and when interrupted) and
+    ``checkpoints/best.npz`` for each new best of the monitored metric (Keras'
+    ModelCheckpoint with save_best_only). Each is committed by its manifest; the previous
+    ``last`` is kept as ``previous`` until the new one is committed."""
 
-    def __init__(self, run_dir: pathlib.Path, monitor: Monitor, normalizer_state: dict):
+    def __init__(self, run_dir: pathlib.Path, monitor: Monitor, normalizer_state: dict,
+                 every="auto"):
+        from dlcli.train.cadence import Cadence
         self.dir = run_dir / "checkpoints"
         self.monitor = monitor
         self.normalizer_state = normalizer_state
         self.last_good = None
+        self.cadence = Cadence(every)  # when to write (dlcli.train.cadence)
+        self.held_best = None  # a new best not yet written (checkpoint_every: auto)
 
-    def save_last(self, trainer):
-        """Keep the current ``last`` as ``previous``, then write and commit the new ``last``."""
+    def save_last(self, trainer, held=None):
+        """Keep the current ``last`` as ``previous``, then write and commit the new ``last``
+        (``held``: a :func:`~dlcli.train.cadence.snapshot` instead of the current state)."""
         state = {**trainer.state_dict(), **self.monitor.state_dict()}
+        model_state, optimizer_state = trainer.model.state_dict(), trainer.optimizer.state_dict()
+        if held is not None:
+            model_state, optimizer_state, state = held
         path = self.dir / "last.npz"
         try:
             ckpt.rotate(self.dir, "last", "previous")
-            ckpt.save(path, trainer.model.state_dict(), trainer.optimizer.state_dict(),
-                      self.normalizer_state, state)
+            ckpt.save(path, model_state, optimizer_state, self.normalizer_state, state)
         except OSError as exc:
             good = self.last_good or "none yet"
             raise TrainingError(f"cannot write {path}: {exc.strerror or exc}; the last good "
                                 f"checkpoint is {good}") from None
-        self.last_good = f"{path} (epoch {trainer.epoch}, step {trainer.step})"
+        self.last_good = f"{path} (epoch {int(state['epoch'])}, step {int(state['step'])})"
+
+    def _flush_best(self, trainer):
+        """Write a held best as ``last`` and link it to ``best``, before the current state."""
+        held, self.held_best = self.held_best, None
+        if held is not None:
+            self.save_last(trainer, held)
+            self._link_best()
 
     def on_epoch_end(self, trainer, epoch, logs):
         improved = logs.get("best", False)
+        if not self.cadence.due(trainer, epoch, improved):
+            if improved:
+                from dlcli.train.cadence import snapshot
+                started = self.cadence.clock()
+                self.held_best = snapshot(trainer, self.monitor)
+                self.cadence.held_s += self.cadence.clock() - started
+            return
+        started = self.cadence.clock()
+        if not improved:
+            self._flush_best(trainer)
+        self.held_best = None
         self.save_last(trainer)
         if improved or not (self.dir / "best.npz").exists():
-            # The same state as last: link it (files are replaced, never rewritten in place).
-            try:
-                ckpt.rotate(self.dir, "last", "best")
-            except OSError as exc:
-                raise TrainingError(f"cannot write {self.dir / 'best.npz'}: "
-                                    f"{exc.strerror or exc}; the last good checkpoint is "
-                                    f"{self.last_good}") from None
+            self._link_best()
+        self.cadence.wrote(epoch, started)
+
+    def on_train_end(self, trainer, logs):
+        if trainer.epoch and self.cadence.epoch != trainer.epoch:  # always at the end
+            self._flush_best(trainer)
+            self.save_last(trainer)
+
+    def _link_best(self):
+        # The same state as last: link it (files are replaced, never rewritten in place).
+        try:
+            ckpt.rotate(self.dir, "last", "best")
+        except OSError as exc:
+            raise TrainingError(f"cannot write {self.dir / 'best.npz'}: "
+                                f"{exc.strerror or exc}; the last good checkpoint is "
+                                f"{self.last_good}") from None
 
     def on_interrupt(self, trainer, signum):
+        self._flush_best(trainer)
         self.save_last(trainer)
 
 

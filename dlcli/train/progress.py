@@ -30,10 +30,17 @@ class Progress(Callback):
         if self.interactive:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar,
                                        TextColumn, TimeElapsedColumn)
-            self._progress = Bar(TextColumn("epoch {task.fields[epoch]}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-                                 TextColumn("lr {task.fields[lr]}"),
-                                 TimeElapsedColumn(), console=self.console, transient=True)
+            from rich.table import Column
+            whole = dict(table_column=Column(no_wrap=True))  # a field is never split
+            fields = len(f"epoch {trainer.epochs}/{trainer.epochs}") + 2 * len(
+                str(trainer.batches_per_epoch)) + 1 + len("loss 0.0000 lr 0.001 0:00:00") + 5
+            bar = max(5, min(40, self.console.width - fields - 1))
+            self._progress = Bar(TextColumn("epoch {task.fields[epoch]}", **whole),
+                                 BarColumn(bar_width=bar), MofNCompleteColumn(**whole),
+                                 TextColumn("loss {task.fields[loss]}", **whole),
+                                 TextColumn("lr {task.fields[lr]}", **whole),
+                                 TimeElapsedColumn(**whole), console=self.console,
+                                 transient=True)
             self._progress.start()
             self._task = self._progress.add_task("train", total=trainer.batches_per_epoch,
                                                  epoch="", loss="-", lr="-")
@@ -55,6 +62,11 @@ class Progress(Callback):
         mark = " *" if logs.get("best") else ""
         line = (f"epoch {epoch:>{width}}/{trainer.epochs}  {format_logs(logs)}"
                 f"  lr {logs['lr']:.3g}  ({logs['time']:.2f}s){mark}")
+        if self.console.is_terminal and len(line) > self.console.width:
+            # A narrow terminal: break between "name value" fields, never inside one
+            # (a file or pipe keeps exactly one line per epoch).
+            from dlcli.terminal import fold_fields
+            line = "\n".join(fold_fields(line.split("  "), self.console.width))
         self.console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     def _stop(self):

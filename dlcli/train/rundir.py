@@ -40,13 +40,8 @@ def new_run_dir(root: pathlib.Path, name: str) -> pathlib.Path:
 
 def stored_config(config: Config) -> dict:
     """The resolved config with file paths made absolute so the run can be used anywhere."""
-    data = json.loads(json.dumps(config.data))
-    source = data["data"]["source"]
-    if not source.startswith("synthetic:"):
-        data["data"]["source"] = str((config.base_dir / source).resolve())
-    if data["model"]["init_from"]:
-        data["model"]["init_from"] = str((config.base_dir / data["model"]["init_from"]).resolve())
-    return data
+    from dlcli.config.keypaths import portable
+    return portable(config)
 
 
 # Keys a run fills in itself: not a difference between a config and the run made from it.
@@ -170,6 +165,8 @@ def write_summary(run_dir, config, model, task, trainer, monitor, started, statu
         "versions": {"dlcli": __version__, "python": platform.python_version(),
                      "numpy": np.__version__},
         "pid": os.getpid(),
+        "checkpoint_every": config["training"]["checkpoint_every"],
+        "threads": getattr(trainer, "blas_threads", None),
     }
     try:
         write_json(run_dir / "summary.json", json_safe(summary))

@@ -61,8 +61,11 @@ def train(config: Config, **options) -> dict:
 
     ``options``: ``run_dir``, ``seed``, ``console``, ``interactive``, ``quiet``, ``resume``
     and ``changes`` (the config differences the user allowed on resume, from
-    ``open_resume``). With ``training.parallel`` or under an MPI launcher the run is
-    data-parallel (``dlcli.parallel``): rank 0 runs it here, the other ranks follow.
+    ``open_resume``); ``warn`` is called with the config's warnings before training (they
+    are then left out of the summary's); ``threads``: ``"auto"`` measures the model's step
+    to pick the BLAS thread count (:mod:`dlcli.train.threads`), a number was forced. With
+    ``training.parallel`` or under an MPI launcher the run is data-parallel
+    (``dlcli.parallel``): rank 0 runs it here, the other ranks follow.
 
     Returns the summary also written to ``summary.json``.
     """
@@ -76,18 +79,25 @@ def train(config: Config, **options) -> dict:
 
 
 def _train(config: Config, par, *, run_dir=None, seed=None, console=None, interactive=False,
-           quiet=False, resume: bool = False, changes: list[str] = ()) -> dict:
+           quiet=False, resume: bool = False, changes: list[str] = (), warn=None,
+           threads="auto") -> dict:
     if seed is not None:
         config.data["seed"] = seed
     seed = config["seed"]
     prep = prepare(config, seed)
     model, loss, task, splits = prep.model, prep.loss, prep.task, prep.splits
     warnings = list(prep.warnings) + (par.notes if par is not None else [])
+    if warn is not None:
+        warn(warnings)
+        warnings = []
     dtype = model.dtype
     optimizer, train_rng = initialize(config, model, seed)
     init_from = config["model"]["init_from"]
     if init_from and not resume:
         path = config.base_dir / init_from
+        if path.is_dir():  # a run directory, as eval and predict take it: its best weights
+            from dlcli.use.evaluate import find_checkpoint
+            _, path = find_checkpoint(path, "best")
         parts = ckpt.load(path, verified=None)
         ckpt.check_matches(parts["model"], model.expected_state(), str(path))
         model.load_state_dict(parts["model"])
@@ -109,6 +119,10 @@ def _train(config: Config, par, *, run_dir=None, seed=None, console=None, intera
                    clip_norm=training["clip_norm"], clip_value=training["clip_value"],
                    schedule=schedule)
     normalizer_state = splits.normalizer.state()
+    from dlcli.train import threads as blas_threads
+    trainer.blas_threads = blas_threads.choose(
+        config, x_train, y_train, task, seed, threads,
+        resumed=blas_threads.previous_count(run_dir) if resume else None)
     with RunLock(run_dir) as lock:
         if lock.taken_over is not None:
             warnings.append(f"took over the stale lock of process {lock.taken_over}")
@@ -134,7 +148,8 @@ def _train(config: Config, par, *, run_dir=None, seed=None, console=None, intera
         resolved["model"]["input_shape"] = list(display_shape(model.input_shape))
         write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
 
-        checkpointer = Checkpointer(run_dir, monitor, normalizer_state)
+        checkpointer = Checkpointer(run_dir, monitor, normalizer_state,
+                                    training["checkpoint_every"])
         if resume:
             checkpointer.last_good = f"{path} (epoch {trainer.epoch}, step {trainer.step})"
         callbacks = [monitor, MetricsLogger(run_dir, rows)]

@@ -124,7 +124,7 @@ def scoring_batch_size(run: LoadedRun) -> int:
 
 
 def evaluate_run(run: LoadedRun, split: str | None = "test", data_source: str | None = None,
-                 images=None, batch_size: int | None = None) -> dict:
+                 images=None, batch_size: int | None = None, force: bool = False) -> dict:
     """Loss and task metrics of ``run`` on a split of its data, or on ``data_source``: all of
     it when ``split`` is None (as ``predict`` reads it; split ``"all"``), else that split
     drawn as in training; in batches of ``batch_size`` (default
@@ -142,7 +142,7 @@ def evaluate_run(run: LoadedRun, split: str | None = "test", data_source: str | 
     reconstruction = run.task == "reconstruction"
     if images is not None:
         from dlcli.use.reconstruction import check_image_target
-        images = check_image_target(images, run)
+        images = check_image_target(images, run, force)
     spec = dict(run.config["data"])
     if data_source is not None:
         spec["source"] = str(pathlib.Path(data_source).resolve())
@@ -196,7 +196,8 @@ def evaluate_run(run: LoadedRun, split: str | None = "test", data_source: str | 
         shown = x[:GRID_COLUMNS]
         out = predict(run.model, run.loss, shown)
         write_image_grid(images, run.normalizer.invert(shown), run.normalizer.invert(out),
-                         title=f"{run.run_dir.name}: {split} inputs (top) and reconstructions")
+                         title=f"{run.run_dir.name}: {split} inputs (top) and reconstructions",
+                         force=force)
         result["images"] = str(images)
     return result
 

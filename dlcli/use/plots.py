@@ -40,12 +40,13 @@ def require_matplotlib():
     return Figure
 
 
-def check_output(path) -> pathlib.Path:
-    """Refuse an existing output file or a format matplotlib cannot write."""
+def check_output(path, force: bool = False) -> pathlib.Path:
+    """Refuse an existing output file (unless ``force``) or a format matplotlib cannot
+    write."""
     path = pathlib.Path(path)
-    if path.exists():
-        raise DataError("already exists; dlcli does not overwrite files (choose -o)",
-                        where=str(path))
+    if path.exists() and not (force and path.is_file()):
+        raise DataError("already exists; dlcli does not overwrite files (choose -o, or "
+                        "--force to replace it)", where=str(path))
     suffix = path.suffix.lower().lstrip(".")
     if suffix not in ("png", "pdf", "svg"):
         raise DataError("expected an output path ending in .png, .pdf or .svg", where=str(path))
@@ -54,11 +55,21 @@ def check_output(path) -> pathlib.Path:
     return path
 
 
-def save(fig, path) -> pathlib.Path:
-    """Render ``fig`` in memory, then create ``path`` exclusively (O_EXCL) and write it."""
-    path = check_output(path)
+def save(fig, path, force: bool = False) -> pathlib.Path:
+    """Render ``fig`` in memory, then create ``path`` exclusively (O_EXCL) and write it;
+    ``force``: replace it atomically (a temporary file renamed over it)."""
+    path = check_output(path, force)
     buffer = io.BytesIO()
     fig.savefig(buffer, format=path.suffix.lower().lstrip("."), dpi=110)
+    if force:
+        from dlcli.train.io import atomic_writer
+        try:
+            with atomic_writer(path) as handle:
+                handle.write(buffer.getvalue())
+        except OSError as exc:
+            raise DataError(f"cannot write the figure: {exc.strerror}",
+                            where=str(path)) from None
+        return path
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:

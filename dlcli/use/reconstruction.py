@@ -31,15 +31,15 @@ def pca_baseline(x_train: np.ndarray, x_eval: np.ndarray, k: int) -> dict:
             "explained_variance_ratio": float(fitted.explained_variance_ratio[:k].sum())}
 
 
-def check_image_target(path, run) -> pathlib.Path:
+def check_image_target(path, run, force: bool = False) -> pathlib.Path:
     """Refuse (before any work) an existing file, another format, a run that is not an
     autoencoder of images, and a missing matplotlib."""
     path = pathlib.Path(path)
     if path.suffix.lower() != ".png":
         raise DataError("--images writes a PNG file; give a path ending in .png", where=str(path))
-    if path.exists():
+    if path.exists() and not (force and path.is_file()):
         raise DataError("already exists; dlcli does not overwrite files (choose another "
-                        "--images path)", where=str(path))
+                        "--images path, or --force to replace it)", where=str(path))
     if run.task != "reconstruction":
         raise DataError(f"--images shows reconstructions; this run's task is {run.task}",
                         where=str(run.run_dir))
@@ -59,7 +59,7 @@ def _display(images: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def write_image_grid(path, inputs: np.ndarray, outputs: np.ndarray, title: str = "",
-                     columns: int = GRID_COLUMNS) -> pathlib.Path:
+                     columns: int = GRID_COLUMNS, force: bool = False) -> pathlib.Path:
     """A PNG grid: the first row ``inputs``, the second their reconstructions ``outputs``
     (both (N, C, H, W) in the raw inputs' units; the first ``columns`` samples). Both rows
     share the inputs' grey-level range, so a faint reconstruction looks faint. The file is
@@ -85,5 +85,5 @@ def write_image_grid(path, inputs: np.ndarray, outputs: np.ndarray, title: str =
         axes[r][0].set_ylabel(label, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    save(fig, path)
+    save(fig, path, force)
     return path

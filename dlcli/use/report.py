@@ -28,25 +28,31 @@ def print_table(console, table) -> None:
     def plain(value) -> str:
         return (value.plain if isinstance(value, Text) else str(value)).strip()
 
-    # Rendered at this width, does every header and value still appear whole? Rich may
-    # shorten a cell ("…") or fold a long token over two lines; a cell may only wrap between
-    # its words.
-    probe = Console(file=io.StringIO(), width=console.width, color_system=None)
+    # Rendered at this width, does every header and value still appear whole, on one line?
+    # Rich may shorten a cell ("…"), fold a long token or wrap a header over two lines.
+    probe = Console(file=io.StringIO(), width=console.width, color_system=None,
+                    legacy_windows=False, safe_box=console.safe_box)
     probe.print(table)
     shown = probe.file.getvalue()
-    words = {w for column in table.columns
-             for c in (column.header, *column.cells) for w in plain(c).split()}
-    if all(w in shown for w in words):
+    cells = {plain(c) for column in table.columns for c in (column.header, *column.cells)}
+    if all(c in shown for c in cells):
         console.print(table)
         return
 
+    from dlcli.terminal import fold_fields
     if table.title:
-        console.print(plain(table.title), markup=False)
+        console.print(plain(table.title), markup=False, soft_wrap=True)
     headers = [plain(column.header) for column in table.columns]
     for cells in zip(*(list(column.cells) for column in table.columns)):
         values = [plain(cell) for cell in cells]
-        rest = ", ".join(f"{h} {v}".strip() for h, v in zip(headers[1:], values[1:]) if v)
-        console.print(f"{values[0]}: {rest}" if values[0] else rest, markup=False)
+        fields = [f"{h} {v}".strip() + "," for h, v in zip(headers[1:], values[1:]) if v]
+        if fields:
+            fields[-1] = fields[-1][:-1]
+        if values[0]:
+            fields.insert(0, f"{values[0]}:")
+        # Broken only between "header value" fields, each whole on its line.
+        console.print("\n".join(fold_fields(fields, console.width, sep=" ")), markup=False,
+                      soft_wrap=True)
 
 
 def print_warnings(console, warnings) -> None:
@@ -189,22 +195,24 @@ def print_gradcheck(console, result: dict) -> None:
                   "finite differences", markup=False)
 
 
-def check_prediction_target(path):
-    """Refuse, before any work, an existing file or a format predict cannot write."""
+def check_prediction_target(path, force: bool = False):
+    """Refuse, before any work, an existing file (unless ``force``) or a format predict
+    cannot write."""
     import pathlib
 
     from dlcli.errors import DataError
 
     path = pathlib.Path(path)
-    if path.exists():
-        raise DataError("already exists; dlcli does not overwrite files (choose -o)",
-                        where=str(path))
+    if path.exists() and not (force and path.is_file()):
+        raise DataError("already exists; dlcli does not overwrite files (choose -o, or "
+                        "--force to replace it)", where=str(path))
     if path.suffix not in (".csv", ".npz"):
         raise DataError("expected an output path ending in .csv or .npz", where=str(path))
     return path
 
 
-def write_predictions(path, outputs: np.ndarray, names, run, layer: str | None = None) -> None:
+def write_predictions(path, outputs: np.ndarray, names, run, layer: str | None = None,
+                      force: bool = False) -> None:
     """Write outputs (and predicted class names) to .csv or .npz; never overwrites.
 
     ``layer``: the outputs are that layer's activations (CSV columns ``<layer>_<i>``)."""
@@ -212,7 +220,7 @@ def write_predictions(path, outputs: np.ndarray, names, run, layer: str | None =
     from dlcli.errors import DataError
     from dlcli.train.io import atomic_writer
 
-    path = check_prediction_target(path)
+    path = check_prediction_target(path, force)
     flat = outputs.reshape(len(outputs), -1)
     if layer is not None:
         columns = [f"{layer}_{i}" for i in range(flat.shape[1])]
@@ -225,10 +233,10 @@ def write_predictions(path, outputs: np.ndarray, names, run, layer: str | None =
             arrays = {"outputs": outputs}
             if names is not None:
                 arrays["predicted"] = np.array(names, dtype=str)
-            with atomic_writer(path, exclusive=True) as handle:
+            with atomic_writer(path, exclusive=not force) as handle:
                 np.savez(handle, **arrays)
             return
-        with atomic_writer(path, "w", exclusive=True) as handle:
+        with atomic_writer(path, "w", exclusive=not force) as handle:
             writer = csv.writer(handle)
             writer.writerow((["predicted"] if names is not None else []) + columns)
             for i, row in enumerate(flat):
