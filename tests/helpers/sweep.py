@@ -105,12 +105,17 @@ def wait_for(predicate, timeout=120.0, what="a condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def running_trial_with_checkpoint(sweep):
-    """(trial dir, pid) of a trial process that holds its lock and has a checkpoint."""
+def running_trial_with_checkpoint(sweep, most_epochs=3):
+    """(trial dir, pid) of a trial process that holds its lock and has a checkpoint, with at
+    most ``most_epochs`` of its 6 epochs done: a signal sent now finds it training."""
     for run in sorted((sweep / "trials").glob("*")):
         pid = read_pid(run / "lock")
+        try:
+            epochs = (run / "metrics.jsonl").read_text().count("\n")
+        except FileNotFoundError:
+            epochs = 0
         if pid and pid_alive(pid) and (run / "checkpoints" / "last.json").is_file() \
-                and not (run / "summary.json").is_file():
+                and not (run / "summary.json").is_file() and epochs <= most_epochs:
             return run, pid
     return None
 
