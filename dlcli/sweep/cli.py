@@ -52,6 +52,8 @@ def sweep(spec, overrides, directory, parallel, dry_run, resume_dir, show_dir, a
         result = commands.new_sweep(spec, overrides, directory, parallel, dry_run,
                                     console=console, interactive=interactive)
     if result is not None:
+        from dlcli.use.report import print_warnings
+        print_warnings(make_console(stderr=True), result["warnings"])
         for line in commands.summary_lines(result):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
         if not result["counts"].get("finished"):
