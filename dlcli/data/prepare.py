@@ -316,7 +316,11 @@ def _load(spec: dict, base_dir, seed: int, targets: bool = True, table=None):
             generator = DATASETS.get(name)
         except KeyError as exc:
             raise DataError(exc.args[0], where="data.source") from None
-        params = dict(spec.get("params") or {})
+        from dlcli.data.synthetic import validate_params
+        params, problems = validate_params(name, spec.get("params") or {})
+        if problems:
+            key, problem = problems[0]
+            raise DataError(problem, where=f"data.params.{key}" if key else "data.params")
         try:
             x, y = generator(stream_rng(seed, DATA_STREAM), **params)
         except TypeError as exc:
