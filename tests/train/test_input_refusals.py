@@ -125,3 +125,24 @@ def test_a_full_disk_at_start_names_the_path_and_leaves_no_temporary(tmp_path):
     assert len(lines) == 1 and "internal error" not in lines[0]
     assert str(run_dir / ".tmp-lock.") in lines[0]
     assert [p.name for p in run_dir.iterdir() if p.name.startswith(".tmp-")] == []
+
+
+def test_string_y_test_beside_integer_y_is_refused(tmp_path):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    data = tmp_path / "d.npz"
+    np.savez(data, x=rng.normal(size=(30, 2)), y=rng.integers(0, 2, 30),
+             x_test=rng.normal(size=(10, 2)), y_test=np.array(["a"] * 10))
+    proc = dlcli("train", config_file(tmp_path), "--set", f"data.source={data}", "-q")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert f"{data}: y_test holds strings but y holds numbers" in proc.stderr
+
+
+def test_predict_on_an_input_with_0_samples_is_refused(tmp_path):
+    import numpy as np
+    run_dir = _trained(tmp_path)
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, x=np.zeros((0, 2)))
+    proc = dlcli("predict", run_dir, empty, "-o", tmp_path / "out.csv")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert f"{empty}: holds 0 samples" in proc.stderr
