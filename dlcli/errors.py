@@ -4,6 +4,9 @@ Every user-facing error renders as one line: ``<where>: <what>``. ``where`` name
 file and, for configs, the key path (``model.layers[2].units``).
 """
 
+import difflib
+
+
 EXIT_OK = 0
 EXIT_FAILURE = 1  # a failure during training (divergence, disk full, ...)
 EXIT_USAGE = 2  # bad command line, config, data file or checkpoint
@@ -79,3 +82,14 @@ class RunInterrupted(DlcliError):
 
 class ExportError(DlcliError):
     """A run cannot be exported in the requested format (``dlcli export``)."""
+
+
+def _show(value) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def unknown_key_message(key, known) -> str:
+    close = difflib.get_close_matches(str(key), list(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown key{hint} (known: {', '.join(sorted(map(str, known)))})"

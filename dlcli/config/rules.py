@@ -6,14 +6,13 @@ Messages read ``expected <what>, got <value>`` so every config error has one sha
 import difflib
 import math
 
+# The two message helpers every check shares live with the errors (no import cycle through
+# dlcli.config for the components that use them); re-exported here.
+from dlcli.errors import _show, unknown_key_message  # noqa: F401
+
 
 class Invalid(ValueError):
     """A value broke its rule; the caller adds the key path."""
-
-
-def _show(value) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class Rule:
@@ -169,9 +168,3 @@ def registry_name(registry) -> Rule:
             return v
         raise Invalid(registry.unknown_message(v))
     return Rule(f"a known {registry.kind}", check)
-
-
-def unknown_key_message(key, known) -> str:
-    close = difflib.get_close_matches(str(key), list(known), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown key{hint} (known: {', '.join(sorted(map(str, known)))})"
