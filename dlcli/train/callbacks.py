@@ -157,14 +157,17 @@ class Checkpointer(Callback):
     """Writes ``checkpoints/last.npz`` when :class:`~dlcli.train.cadence.Cadence` says so
     (``training.checkpoint_every``; always at the end and when interrupted) and
     ``checkpoints/best.npz`` for each new best of the monitored metric (Keras'
-    ModelCheckpoint with save_best_only). Each is committed by its manifest; the previous
-    ``last`` is kept as ``previous`` until the new one is committed."""
+    ModelCheckpoint with save_best_only), by the protocol of :mod:`dlcli.train.recovery`:
+    the current ``last`` is linked to ``previous`` only when it verifies, and a new ``last``
+    is written only while another pair holds a verified copy. Runs after early stopping, so
+    the stop decision is part of the checkpointed state."""
 
     def __init__(self, run_dir: pathlib.Path, monitor: Monitor, normalizer_state: dict,
-                 every="auto"):
+                 every="auto", stopper=None):
         from dlcli.train.cadence import Cadence
         self.dir = run_dir / "checkpoints"
         self.monitor = monitor
+        self.stopper = stopper
         self.normalizer_state = normalizer_state
         self.last_good = None
         self.cadence = Cadence(every)  # when to write (dlcli.train.cadence)
@@ -174,6 +177,8 @@ class Checkpointer(Callback):
         """Keep the current ``last`` as ``previous``, then write and commit the new ``last``
         (``held``: a :func:`~dlcli.train.cadence.snapshot` instead of the current state)."""
         state = {**trainer.state_dict(), **self.monitor.state_dict()}
+        if self.stopper is not None:
+            state.update(self.stopper.state_dict())
         model_state, optimizer_state = trainer.model.state_dict(), trainer.optimizer.state_dict()
         if held is not None:
             model_state, optimizer_state, state = held
@@ -208,7 +213,9 @@ class Checkpointer(Callback):
             self._flush_best(trainer)
         self.held_best = None
         self.save_last(trainer)
-        if improved or not (self.dir / "best.npz").exists():
+        # a run without any improvement yet still gets a best (summary: no best epoch); one
+        # whose best was removed on resume gets it back at its next improvement only
+        if improved or (self.monitor.best_epoch == 0 and not (self.dir / "best.npz").exists()):
             self._link_best()
         self.cadence.wrote(epoch, started)
 
@@ -255,3 +262,9 @@ class EarlyStopping(Callback):
         if self.monitor.wait > 0 and self.monitor.wait >= self.patience:
             trainer.stop_training = True
             self.stopped_epoch = epoch
+
+    def state_dict(self) -> dict:
+        return {"stopped_epoch": np.int64(self.stopped_epoch or 0)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stopped_epoch = int(state.get("stopped_epoch", 0)) or None

@@ -8,7 +8,10 @@ import pathlib
 TMP_PREFIX = ".tmp-"
 
 
-def _fsync_dir(directory: pathlib.Path) -> None:
+def fsync_dir(directory) -> None:
+    """Make the renames and unlinks done in ``directory`` durable (a rename is only on disk
+    once its directory is; POSIX leaves it to the caller). Filesystems that cannot fsync a
+    directory are skipped silently."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -45,7 +48,7 @@ def atomic_writer(path, mode="wb", *, exclusive=False):
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def write_text(path, text: str) -> None:
@@ -58,15 +61,30 @@ def write_json(path, obj) -> None:
 
 
 def remove_stale_temporaries(directory) -> list[pathlib.Path]:
-    """Delete temporary files a crashed process left in ``directory`` (and return them)."""
+    """Delete temporary files a crashed process left in ``directory`` (and return them).
+
+    Called by the holder of the run's lock, so every writer of the other temporaries is
+    dead; only the ``.tmp-lock.<pid>`` of a live process (about to take the lock, and to be
+    refused) is left alone."""
     removed = []
     directory = pathlib.Path(directory)
     if directory.is_dir():
-        for tmp in directory.glob(f"{TMP_PREFIX}*"):
+        for tmp in sorted(directory.glob(f"{TMP_PREFIX}*")):
+            owner = tmp.name.rpartition(".")[2]
+            if tmp.name.startswith(f"{TMP_PREFIX}lock.") and owner != str(os.getpid()) \
+                    and pid_alive(owner):
+                continue
             with contextlib.suppress(OSError):
                 tmp.unlink()
                 removed.append(tmp)
+        if removed:
+            fsync_dir(directory)
     return removed
+
+
+# Linux's largest pid (/proc/sys/kernel/pid_max can be at most 2**22); a number past any
+# platform's pid_t is not a pid (os.kill would raise OverflowError).
+PID_MAX = 2**31 - 1
 
 
 def pid_alive(pid) -> bool:
@@ -75,7 +93,7 @@ def pid_alive(pid) -> bool:
         pid = int(pid)
     except (TypeError, ValueError):
         return False
-    if pid <= 0:
+    if not 0 < pid <= PID_MAX:
         return False
     try:
         os.kill(pid, 0)
@@ -88,12 +106,54 @@ def pid_alive(pid) -> bool:
     return True
 
 
-def read_pid(path) -> int | None:
-    """The pid written in a lock file (a bare number), or None."""
+def process_start_time(pid) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (field 22 of
+    ``/proc/PID/stat``), or None where there is no such file (not Linux, or no process).
+    With the pid it names one process: a pid reused later has another start time."""
     try:
-        return int(pathlib.Path(path).read_text(encoding="utf-8").strip())
-    except (OSError, UnicodeDecodeError, ValueError):
+        stat = pathlib.Path(f"/proc/{int(pid)}/stat").read_text()
+        # the command name (field 2) is in parentheses and may hold spaces
+        return int(stat[stat.rindex(")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
         return None
+
+
+def parse_lock(text: str) -> tuple[int, int | None] | None:
+    """(pid, start time or None) from a lock file's text ``"<pid> [<start time>]"``; None
+    when it is not that."""
+    fields = text.split()
+    if not 1 <= len(fields) <= 2 or not all(f.isascii() and f.isdigit() for f in fields):
+        return None
+    pid = int(fields[0])
+    if not 0 < pid <= PID_MAX:
+        return None
+    return pid, (int(fields[1]) if len(fields) == 2 else None)
+
+
+def lock_text() -> str:
+    """What this process writes into a run's lock: its pid and start time."""
+    start = process_start_time(os.getpid())
+    return f"{os.getpid()}\n" if start is None else f"{os.getpid()} {start}\n"
+
+
+def lock_holder_alive(pid: int, start: int | None) -> bool:
+    """Whether the process that wrote a lock still runs: its pid exists and, where the lock
+    and /proc record it, started when the lock says (a reused pid is another process)."""
+    if not pid_alive(pid):
+        return False
+    if start is None:
+        return True
+    now = process_start_time(pid)
+    return now is None or now == start
+
+
+def read_pid(path) -> int | None:
+    """The pid written in a lock file, or None."""
+    try:
+        parsed = parse_lock(pathlib.Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+    return parsed[0] if parsed else None
 
 
 def read_jsonl(path) -> tuple[list[dict], list[str]]:

@@ -16,7 +16,8 @@ from dlcli.config import loader
 from dlcli.config.resolve import Config, apply_overrides, flatten_keys, resolve
 from dlcli.errors import ConfigError, DataError
 from dlcli.train.callbacks import json_safe
-from dlcli.train.io import TMP_PREFIX, pid_alive, read_pid, write_json
+from dlcli.train.io import TMP_PREFIX, lock_holder_alive, lock_text, parse_lock, read_pid, \
+    write_json
 
 
 def new_run_dir(root: pathlib.Path, name: str) -> pathlib.Path:
@@ -56,7 +57,8 @@ def config_differences(run_config: dict, new_config: dict) -> list[str]:
 
 
 class RunLock:
-    """``<run>/lock`` holding the writer's pid; a stale lock of a dead process is taken over."""
+    """``<run>/lock`` holding the writer's pid and start time; the lock of a process that is
+    gone (its pid free, or reused by a process that started later) is taken over."""
 
     def __init__(self, run_dir: pathlib.Path):
         self.path = run_dir / "lock"
@@ -65,10 +67,15 @@ class RunLock:
     def __enter__(self):
         # The pid is written to a private file first and hard-linked into place, so the
         # lock never exists without its pid (another process could take an empty one for
-        # stale).
+        # stale). The private file goes whatever happens, a full disk included.
         mine = self.path.with_name(f"{TMP_PREFIX}lock.{os.getpid()}")
-        mine.write_text(f"{os.getpid()}\n")
         try:
+            try:
+                with open(mine, "w", encoding="utf-8") as handle:
+                    handle.write(lock_text())
+            except OSError as exc:
+                raise DataError(f"cannot write the run's lock: {exc.strerror or exc}",
+                                where=str(mine)) from None
             return self._take(mine)
         finally:
             with contextlib.suppress(OSError):
@@ -84,16 +91,31 @@ class RunLock:
                 except OSError:  # no hard links here (or our file vanished): create in place
                     fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
                     with os.fdopen(fd, "w") as handle:
-                        handle.write(f"{os.getpid()}\n")
+                        handle.write(lock_text())
             except FileExistsError:
-                pid = read_pid(self.path)
-                if pid is not None and pid != os.getpid() and pid_alive(pid):
-                    raise DataError(f"is being written by another dlcli process (pid {pid}); "
-                                    "wait for it or stop it first", where=str(self.path.parent))
-                self.taken_over = pid
+                try:
+                    text = self.path.read_text(encoding="utf-8", errors="replace")
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise DataError(f"cannot read the run's lock: {exc.strerror}",
+                                    where=str(self.path)) from None
+                holder = parse_lock(text)
+                if holder is None:
+                    raise DataError(f"holds {text.strip()[:40]!r}, not a dlcli lock (a pid and "
+                                    "its start time); if no dlcli process writes this run, "
+                                    "delete the file", where=str(self.path))
+                if holder[0] != os.getpid() and lock_holder_alive(*holder):
+                    raise DataError(f"is being written by another dlcli process (pid "
+                                    f"{holder[0]}); wait for it or stop it first",
+                                    where=str(self.path.parent))
+                self.taken_over = holder[0]
                 with contextlib.suppress(FileNotFoundError):
                     self.path.unlink()
                 continue
+            except OSError as exc:
+                raise DataError(f"cannot write the run's lock: {exc.strerror or exc}",
+                                where=str(self.path)) from None
             return self
         raise DataError("cannot take the run's lock file", where=str(self.path))
 

@@ -130,9 +130,9 @@ def _train(config: Config, par, *, run_dir=None, seed=None, console=None, intera
         for tmp in remove_stale_temporaries(run_dir) + remove_stale_temporaries(
                 run_dir / "checkpoints"):
             warnings.append(f"removed the leftover temporary file {tmp}")
-        rows, path = [], None
+        rows, path, parts = [], None, None
         if resume:
-            path, rows = _restore(run_dir, model, optimizer, trainer, monitor,
+            path, rows, parts = _restore(run_dir, model, optimizer, trainer, monitor,
                                   normalizer_state, changes, warnings,
                                   share=par.share if par is not None else None)
         else:
@@ -149,8 +149,13 @@ def _train(config: Config, par, *, run_dir=None, seed=None, console=None, intera
         resolved["model"]["input_shape"] = list(display_shape(model.input_shape))
         write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
 
+        stopper = None
+        if training["early_stopping"]:
+            stopper = EarlyStopping(monitor, training["early_stopping"]["patience"])
+            if resume and trainer.stop_training:
+                stopper.load_state_dict(parts["trainer"])
         checkpointer = Checkpointer(run_dir, monitor, normalizer_state,
-                                    training["checkpoint_every"])
+                                    training["checkpoint_every"], stopper)
         if resume:
             checkpointer.last_good = f"{path} (epoch {trainer.epoch}, step {trainer.step})"
         callbacks = [monitor, MetricsLogger(run_dir, rows)]
@@ -168,11 +173,9 @@ def _train(config: Config, par, *, run_dir=None, seed=None, console=None, intera
                                                trainer.epoch if resume else None))
         if console is not None:
             callbacks.append(Progress(console, interactive, quiet))
-        callbacks.append(checkpointer)
-        stopper = None
-        if training["early_stopping"]:
-            stopper = EarlyStopping(monitor, training["early_stopping"]["patience"])
+        if stopper is not None:  # before the checkpoint: the stop decision is saved with it
             callbacks.append(stopper)
+        callbacks.append(checkpointer)
         trainer.callbacks = callbacks
 
         started = time.perf_counter()
@@ -230,9 +233,11 @@ def _open_run_dir(config: Config, run_dir, resume: bool) -> pathlib.Path:
 def _restore(run_dir, model, optimizer, trainer, monitor, normalizer_state, changes, warnings,
              share=None):
     """Load the latest good checkpoint into the model, optimizer, trainer and monitor; returns
-    its path and the metric rows up to it (later rows are replayed by the resumed run).
+    its path, the metric rows up to it (later rows are replayed by the resumed run) and the
+    checkpoint's parts.
     ``share(parts)`` hands the checkpoint to the other ranks of a data-parallel run."""
-    path, parts, fallbacks = ckpt.load_latest(run_dir / "checkpoints")
+    from dlcli.train.recovery import latest, reconcile_best
+    path, parts, fallbacks = latest(run_dir / "checkpoints")
     warnings += fallbacks
     if share is not None:
         share(parts)
@@ -247,6 +252,12 @@ def _restore(run_dir, model, optimizer, trainer, monitor, normalizer_state, chan
     except ValueError as exc:
         raise DataError(f"trainer state does not fit: {exc}", where=str(path)) from None
     monitor.load_state_dict(parts["trainer"])
+    warnings += reconcile_best(run_dir / "checkpoints", monitor.best_epoch)
+    if changes and trainer.stop_training:  # trained further on purpose
+        trainer.stop_training = False
+    # A summary of an earlier stop would disagree with what this run writes.
+    with contextlib.suppress(FileNotFoundError):
+        (run_dir / "summary.json").unlink()
     if not check_same_normalizer(parts["normalizer"], normalizer_state, path,
                                  data_changed=any(c.startswith(("data.", "seed:"))
                                                   for c in changes)):
@@ -256,7 +267,7 @@ def _restore(run_dir, model, optimizer, trainer, monitor, normalizer_state, chan
     warnings += truncate_jsonl(run_dir / "metrics.jsonl", trainer.epoch)
     rows, _ = read_jsonl(run_dir / "metrics.jsonl")
     trainer.history = [dict(r) for r in rows]
-    return path, rows
+    return path, rows, parts
 
 
 def _fit(trainer, finish, run_dir, x_train, y_train, x_val, y_val):

@@ -103,7 +103,7 @@ class Trainer:
     def state_dict(self) -> dict[str, np.ndarray]:
         from dlcli.train.checkpoint import rng_to_array
         state = {"epoch": np.int64(self.epoch), "step": np.int64(self.step),
-                 "rng": rng_to_array(self.rng)}
+                 "rng": rng_to_array(self.rng), "stop": np.int64(self.stop_training)}
         if self._epoch_state is not None:
             order, batch, seen, loss_sum, sums = self._epoch_state
             state.update({"order": order, "batch": np.int64(batch), "seen": np.int64(seen),
@@ -116,6 +116,9 @@ class Trainer:
         from dlcli.train.checkpoint import restore_rng
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
+        # the stop decision (early stopping) is state: a run checkpointed on the epoch it
+        # stopped resumes to its end, not to one epoch more
+        self.stop_training = bool(int(state.get("stop", 0)))
         restore_rng(self.rng, state["rng"])
         if "order" in state:
             order = np.asarray(state["order"])
@@ -199,7 +202,8 @@ class Trainer:
                 self.epoch = epoch
                 self.history.append(logs)
                 self._emit("on_epoch_end", epoch, logs)
-                if self.interrupt_signal is not None and self.epoch < self.epochs:
+                if self.interrupt_signal is not None and self.epoch < self.epochs \
+                        and not self.stop_training:
                     raise Interrupted(self.interrupt_signal, epoch, self.batches_per_epoch)
         except BaseException as exc:
             self._emit("on_exception", exc)
