@@ -266,6 +266,31 @@ def export(run, fmt, checkpoint, output, force):
 
 
 @cli.command()
+@click.argument("data", type=click.Path())
+@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="CONFIG.yaml",
+              help="Where to write the config (default: <DATA stem>.yaml here).")
+@click.option("--target", metavar="COLUMN", help="The CSV column to predict (default: one "
+              "named target/label/class/y/..., else the last column).")
+@click.option("--force", is_flag=True, help="Overwrite an existing CONFIG.yaml.")
+def init(data, output, target, force):
+    """Write a commented starter config for DATA (.csv, .npz or IDX): task, target,
+    input shape, classes, output layer and loss inferred from the file."""
+    from dlcli.inspect.starter import write_starter
+
+    path, decided = write_starter(data, output, target=target, force=force)
+    err = _console(stderr=True)
+    what = {"binary": "binary classification", "classification": "classification",
+            "regression": "regression"}[decided["task"]]
+    of = f" of column {decided['target']!r}" if decided.get("target") else ""
+    classes = f" ({len(decided['classes'])} classes)" if decided["classes"] else ""
+    err.print(f"wrote {path}: {what}{of}{classes} from inputs of shape "
+              f"{tuple(decided['input_shape'])}", markup=False, soft_wrap=True)
+    for note in decided.get("notes", []):
+        err.print(f"  left out {note}", markup=False, soft_wrap=True)
+    err.print(f"train it with: dlcli train {path}", markup=False, soft_wrap=True)
+
+
+@cli.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")

@@ -151,11 +151,12 @@ def reshape_shape() -> Rule:
     return Rule("a non-empty list of positive integers, one of which may be -1", check)
 
 
-def string_or_list() -> Rule:
+def string_or_list(allow_empty: bool = False) -> Rule:
     def check(v):
         if isinstance(v, str) and v:
             return v
-        if isinstance(v, list) and v and all(isinstance(e, str) and e for e in v):
+        if isinstance(v, list) and (v or allow_empty) and all(isinstance(e, str) and e
+                                                              for e in v):
             return list(v)
         return _FAIL
     return Rule("a column name or a list of column names", check)

@@ -29,7 +29,7 @@ DATA = {
     "params": (r.mapping, {}),
     "target": (r.optional(r.string_or_list()), None),
     "features": (r.optional(r.string_or_list()), None),  # CSV: names or globs (default: all)
-    "exclude": (r.optional(r.string_or_list()), None),  # CSV: names or globs left out
+    "exclude": (r.optional(r.string_or_list(allow_empty=True)), None),  # CSV: names or globs left out
     "missing": (r.choice("refuse", "drop", "mean"), "refuse"),  # CSV: empty cells
     "layout": (r.choice("auto", "NHWC", "NCHW", "NHW"), "auto"),
     "validation_split": (r.fraction, 0.1),
