@@ -192,6 +192,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, help="epochs per framework (default 3; quick 1)")
     parser.add_argument("--only", nargs="+", choices=workloads.NAMES, help="these workloads")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch runs")
+    parser.add_argument("--no-parallel", action="store_true", help="skip the data-parallel "
+                        "section (benchmarks.parallel: mpiexec -n 2 vs 2 threads vs PyTorch)")
     parser.add_argument("--threads", type=int, help="BLAS threads for both frameworks (set "
                         "with threadpoolctl and torch.set_num_threads; default: the BLAS's own)")
     args = parser.parse_args(argv)
@@ -223,6 +225,11 @@ def main(argv=None) -> int:
         except (RuntimeError, OSError, ValueError) as exc:
             results.append({"name": name, "skipped": f"failed: {exc}"})
             print(f"{name}: failed ({exc})", flush=True)
+    parallel = []
+    if not args.no_parallel and not args.only:
+        from benchmarks.parallel import section
+        print()
+        parallel = section(repeats, args.quick, with_torch)
     start = startup()
     info["load_average_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     print()
@@ -234,7 +241,7 @@ def main(argv=None) -> int:
     if args.json_out:
         out = {"command": " ".join(["python -m benchmarks"] + sys.argv[1:]), "machine": info,
                "quick": args.quick, "repeats": repeats, "workloads": results,
-               "startup": start, "wall_s": elapsed}
+               "startup": start, "wall_s": elapsed, "data_parallel": parallel}
         pathlib.Path(args.json_out).write_text(json.dumps(out, indent=1))
         print(f"wrote {args.json_out}")
     return 0

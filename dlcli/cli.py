@@ -294,14 +294,17 @@ def init(data, output, target, force):
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def shapes(config, overrides, as_json):
+@click.option("--ranks", type=click.IntRange(min=1), metavar="N",
+              help="Also the memory of one of N MPI ranks (training.parallel; default "
+                   "shards: N).")
+def shapes(config, overrides, as_json, ranks):
     """Print each layer's output shape, size, parameters and multiply-adds (no training)."""
     from dlcli.config import load_config
     from dlcli.use.report import print_shapes
     from dlcli.inspect.shapes import shapes_report
 
     cfg = load_config(config, overrides, partial=True)  # neither data nor loss needed
-    report = shapes_report(cfg)
+    report = shapes_report(cfg, ranks=ranks)
     if as_json:
         import json
         click.echo(json.dumps(report))

@@ -95,9 +95,10 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def shapes_report(config) -> dict:
+def shapes_report(config, ranks: int | None = None) -> dict:
     """The ``dlcli shapes`` report of a config. Uses ``model.input_shape`` when given,
-    otherwise reads the data once to learn the input shape (no forward pass)."""
+    otherwise reads the data once to learn the input shape (no forward pass). With
+    ``training.parallel`` or ``ranks``: also the memory of one rank (``per_rank``)."""
     from dlcli.config.resolve import build_model, to_internal_shape
     from dlcli.train.session import prepare
 
@@ -108,7 +109,7 @@ def shapes_report(config) -> dict:
         report = layer_table(model, 1 if batch == "full" else batch, training["optimizer"])
         task = config["task"]
         report.update(task=None if task == "auto" else task, loss=None, warnings=[])
-        return report
+        return _per_rank(report, config, model, 1 if batch == "full" else batch, ranks)
     prep = prepare(config, data=config["model"]["input_shape"] is None)
     if batch == "full":
         batch = len(prep.splits.x_train) if prep.splits is not None else 1
@@ -116,4 +117,21 @@ def shapes_report(config) -> dict:
     report["task"] = prep.task
     report["loss"] = prep.loss.name
     report["warnings"] = prep.warnings
+    return _per_rank(report, config, prep.model, batch, ranks)
+
+
+def _per_rank(report: dict, config, model, batch: int, ranks: int | None) -> dict:
+    """With ``training.parallel`` or ``--ranks``: the memory of one rank's step."""
+    training = config["training"]
+    if ranks is None and not training.get("parallel"):
+        return report
+    from dlcli.parallel.memory import per_rank_memory
+    spec = training.get("parallel") or {"shards": ranks, "reduce": "tree"}
+    ranks = ranks or 1
+    if spec["shards"] % ranks:
+        from dlcli.errors import ConfigError
+        raise ConfigError(f"training.parallel.shards: {spec['shards']} shards cannot be "
+                          f"shared evenly by {ranks} ranks (--ranks)", file=config.source)
+    report["per_rank"] = per_rank_memory(model, batch, training["optimizer"],
+                                         spec["shards"], ranks, spec["reduce"])
     return report

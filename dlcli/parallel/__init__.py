@@ -70,7 +70,9 @@ def guard(plan: Plan, body):
             if world.rank == 0:
                 raise
             raise SystemExit(code) from None
-        what = str(exc) if isinstance(exc, DlcliError) else f"{type(exc).__name__}: {exc}"
+        what = (str(exc) if isinstance(exc, DlcliError)
+                else "interrupted" if isinstance(exc, KeyboardInterrupt)
+                else f"{type(exc).__name__}: {exc}")
         print(f"dlcli ({world.name}): error: {what}; stopping every rank", file=sys.stderr,
               flush=True)
         world.abort(code)

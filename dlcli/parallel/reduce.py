@@ -57,8 +57,7 @@ class Reducer:
         if self.world.size == 1:
             return self.pool.node(0, self.shards, leaf)
         if self.mode == "allreduce":
-            local = self.pool.node(self.first, self.last, leaf) if len(self.nodes) > 1 \
-                else self._own(leaf)
+            local = self.pool.node(self.first, self.last, leaf)
             self.world.allreduce_sum(local)
             self.world.allreduce_sum(self.scalars)
             return local

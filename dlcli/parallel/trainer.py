@@ -130,8 +130,8 @@ class ShardedTrainer(Trainer):
             from dlcli.train.trainer import clip_gradients
             clip_gradients(grads, self.clip_norm, self.clip_value)
         self.optimizer.step(params, flat)
-        return loss, {key: float(np.sum(table[:, 1 + j])) if False else
-                      sum(float(v) for v in table[:, 1 + j])
+        # metric sums in shard order, as Python floats: the same on every rank
+        return loss, {key: sum(float(v) for v in table[:, 1 + j])
                       for j, key in enumerate(self._keys)}
 
     def _post_signal(self, scalars, slot):

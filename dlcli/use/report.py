@@ -171,6 +171,15 @@ def print_shapes(console, report: dict) -> None:
         f"activations {human_bytes(mem['activations'])}"
         + (f", layer workspaces {human_bytes(mem['workspaces'])}" if mem.get("workspaces") else ""),
         markup=False)
+    rank = report.get("per_rank")
+    if rank:
+        mem = rank["memory_bytes"]
+        console.print(
+            f"per rank with {rank['ranks']} rank(s) x {rank['shards_per_rank']} shard(s) of "
+            f"{rank['rows_per_shard']} rows ({rank['shards']} shards, reduce "
+            f"{rank['reduce']}): {human_bytes(mem['total'])}\n  activations "
+            f"{human_bytes(mem['activations'])}, reduction buffers "
+            f"{human_bytes(mem['reduction'])}", markup=False)
     print_warnings(console, report.get("warnings", []))
 
 

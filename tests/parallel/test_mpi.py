@@ -152,3 +152,44 @@ def test_a_killed_rank_ends_the_job_and_leaves_a_checkpoint_to_resume(tmp_path):
     assert 6 <= int(parts["trainer"]["step"]) < 18
     ok(dlcli_single(["train", "--resume", run, "-q"]))
     assert_same_run(final_state(run), final_state(tmp_path / "single"))
+
+
+def test_sigterm_to_rank_0_stops_every_rank_with_143(tmp_path):
+    require_mpi()
+    path = write(tmp_path, mlp("float32"))
+    codes = tmp_path / "codes"
+    codes.mkdir()
+    result = mpiexec_dlcli(4, ["train", path, "--run-dir", tmp_path / "run", "-q"],
+                           codes_dir=codes, signal_at=(0, 7, int(signal.SIGTERM)))
+    assert result.returncode == 143, result.stderr[-2000:]
+    assert exit_codes(codes) == {0: 143, 1: 143, 2: 143, 3: 143}
+    parts, _ = final_state(tmp_path / "run")
+    assert int(parts["trainer"]["step"]) == 8  # agreed in the reduction of the next step
+
+
+def test_an_error_on_rank_0_alone_ends_every_rank_with_its_code(tmp_path):
+    """The run directory exists: rank 0 refuses it while the other ranks have started;
+    the job must end (MPI_Abort with exit 2), not wait forever for rank 0's messages."""
+    require_mpi()
+    path = write(tmp_path, mlp("float32"))
+    (tmp_path / "run").mkdir()
+    result = mpiexec_dlcli(2, ["train", path, "--run-dir", tmp_path / "run", "-q"],
+                           timeout=120)
+    assert result.returncode == 2
+    assert "(rank 0 of 2): error:" in result.stderr and "already exists" in result.stderr
+    assert list((tmp_path / "run").iterdir()) == []
+
+
+def test_without_the_key_each_rank_takes_one_shard_as_written_in_the_run(tmp_path):
+    require_mpi()
+    config = mlp("float64")
+    del config["training"]["parallel"]
+    config["training"]["epochs"] = 1
+    path = write(tmp_path, config)
+    result = ok(mpiexec_dlcli(2, ["train", path, "--run-dir", tmp_path / "mpi", "-q"]))
+    assert "training.parallel.shards=2" in result.stderr  # the single-process equivalent
+    stored = yaml.safe_load((tmp_path / "mpi" / "config.yaml").read_text())
+    assert stored["training"]["parallel"] == {"shards": 2, "reduce": "tree"}
+    ok(dlcli_single(["train", path, "--set", "training.parallel.shards=2", "--run-dir",
+                     tmp_path / "single", "-q"]))
+    assert_same_run(final_state(tmp_path / "mpi"), final_state(tmp_path / "single"))
