@@ -450,7 +450,8 @@ def compare(run_dirs, as_json):
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test",
               show_default=True, help="Split for --confusion.")
 def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split, force):
-    """Draw learning curves of one or more runs (or another figure of one run).
+    """Draw learning curves of one or more runs (or another figure of one run); of a sweep
+    directory, the metric against each parameter and the best trials' curves.
 
     Needs matplotlib: pip install 'dlcli[plot]'.
     """
@@ -469,10 +470,16 @@ def plot(run_dirs, metrics, output, confusion, filters, diagnostics, split, forc
     if kind != "curves" and metrics:
         raise click.UsageError(f"--metric applies to learning curves, not --{kind}")
     first = pathlib.Path(run_dirs[0])
+    from dlcli.sweep.plot import is_sweep_dir
+    if kind == "curves" and len(run_dirs) == 1 and not metrics and is_sweep_dir(first):
+        kind = "sweep"  # a sweep directory: metric against each parameter, best curves
     target = pathlib.Path(output or f"{first.resolve().name}-{kind}.png")
     plotting.check_output(target, force)
     plotting.require_matplotlib()
-    if kind == "curves":
+    if kind == "sweep":
+        from dlcli.sweep.plot import sweep_figure
+        fig = sweep_figure(first)
+    elif kind == "curves":
         from dlcli.use.report import print_warnings
         from dlcli.use.runs import load
         try:
@@ -538,6 +545,8 @@ def sweep(spec, overrides, directory, parallel, dry_run, resume_dir, show_dir, a
         result = commands.new_sweep(spec, overrides, directory, parallel, dry_run,
                                     console=console, interactive=interactive)
     if result is not None:
+        from dlcli.use.report import print_warnings
+        print_warnings(_console(stderr=True), result["warnings"])
         for line in commands.summary_lines(result):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
         if not result["counts"].get("finished"):

@@ -22,6 +22,7 @@ from dlcli.train.io import pid_alive, read_pid
 
 STOP_FILE = "stop"
 LOCK_WAIT_S = 300.0
+PID_WAIT_S = 60.0  # a pid may have been reused meanwhile: wait, but not for ever
 # Exit codes of the dlcli command line in a trial's process.
 EXIT_INTERRUPTED = (130, 143)
 
@@ -48,10 +49,24 @@ def _committed(run_dir: pathlib.Path) -> bool:
                (checkpoints / f"{name}.npz").is_file() for name in ("last", "previous"))
 
 
-def plan(sweep_dir, number: int, wait_s: float = LOCK_WAIT_S) -> tuple[str, list[str]]:
-    """``("done", [])``, ``("resume", argv)`` or ``("fresh", argv)`` for trial ``number``."""
+def _wait_for_pid(pid: int, wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    while pid != os.getpid() and pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def plan(sweep_dir, number: int, wait_s: float = LOCK_WAIT_S,
+         previous: dict | None = None) -> tuple[str, list[str]]:
+    """``("done", [])``, ``("resume", argv)`` or ``("fresh", argv)`` for trial ``number``.
+
+    ``previous``: the trial's last record; a process of an earlier attempt on this machine
+    (one whose driver was killed, stopping itself) is waited for first, even before it has
+    taken its run's lock."""
     paths = trial_paths(sweep_dir, number)
     run_dir = paths["run_dir"]
+    previous = previous or {}
+    if previous.get("pid") and previous.get("host") == os.uname().nodename:
+        _wait_for_pid(previous["pid"], PID_WAIT_S)
     if run_dir.exists():
         _wait_for_lock(run_dir, wait_s)
         status = record.run_outcome(run_dir, "loss")["run_status"]
@@ -80,7 +95,7 @@ def command(sweep_dir, argv: list[str], threads: int) -> tuple[list[str], dict]:
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = str(threads)
     stop = str(pathlib.Path(sweep_dir) / STOP_FILE)
-    return [sys.executable, "-m", "dlcli.sweep.child", stop, *argv], env
+    return [sys.executable, "-m", "dlcli.sweep.child", str(os.getpid()), stop, *argv], env
 
 
 def open_log(sweep_dir, number: int, kind: str, argv: list[str]):

@@ -1,4 +1,4 @@
-"""A trial's process: ``python -m dlcli.sweep.child STOP_FILE dlcli-arguments...``.
+"""A trial's process: ``python -m dlcli.sweep.child PARENT_PID STOP_FILE dlcli-args...``.
 
 It runs the ordinary ``dlcli`` command line (``train ...`` or ``train --resume ...``) with a
 watchdog thread beside it that sends the process SIGTERM (the trainer then finishes its step,
@@ -25,8 +25,10 @@ def _watch(parent: int, stop_file: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    stop_file, *args = argv
-    threading.Thread(target=_watch, args=(os.getppid(), stop_file), daemon=True).start()
+    # The parent's pid comes from the parent: one that died before this process got here
+    # is noticed at the first poll (os.getppid() would already name the adopting process).
+    parent, stop_file, *args = argv
+    threading.Thread(target=_watch, args=(int(parent), stop_file), daemon=True).start()
     from dlcli.cli import cli
     cli.main(args=args, prog_name="dlcli")
 

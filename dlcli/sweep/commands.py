@@ -67,6 +67,10 @@ def summary_lines(result: dict) -> list[str]:
                      f"(epoch {best['best_epoch']}): {params}")
         lines.append(f"evaluate it with: dlcli eval "
                      f"{pathlib.Path(result['sweep_dir']) / best['run_dir']}")
+    left = counts.get("crashed", 0) + counts.get("interrupted", 0) + counts.get("running", 0)
+    if left:
+        lines.append(f"{left} trial(s) did not finish; continue them with: dlcli sweep "
+                     f"--resume {result['sweep_dir']}")
     lines.append(f"look at all trials with: dlcli sweep --show {result['sweep_dir']}")
     return lines
 

@@ -88,7 +88,10 @@ class DaskExecutor:
     def free(self) -> int:
         return self.parallel - len(self.running)
 
-    def start(self, number: int) -> str:
+    def pid_of(self, number: int) -> None:
+        return None  # the trial runs on a worker; its run lock holds its pid
+
+    def start(self, number: int, previous: dict | None = None) -> str:
         future = self.client.submit(attempt.run_blocking, self.sweep_dir, number, self.metric,
                                     self.threads, pure=False,
                                     key=f"dlcli-trial-{number:04d}-{self.tag}-{uuid.uuid4().hex[:6]}")

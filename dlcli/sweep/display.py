@@ -107,6 +107,8 @@ class SweepDisplay:
 
 def print_dry_run(console, spec, trials, sweep_total: int) -> None:
     from rich.table import Table
+
+    from dlcli.use.report import print_table
     if spec["method"] == "tpe":
         console.print(f"tpe: {sweep_total} trials whose values Optuna chooses as trials "
                       f"finish; every value and both ends of every range checked:",
@@ -118,7 +120,7 @@ def print_dry_run(console, spec, trials, sweep_total: int) -> None:
         table.add_column(key, justify="right")
     for number, values in trials:
         table.add_row(record.trial_name(number), *(fmt(values[k]) for k in spec["parameters"]))
-    console.print(table)
+    print_table(console, table)
 
 
 def show_rows(sweep_dir, spec) -> list[dict]:
@@ -128,6 +130,8 @@ def show_rows(sweep_dir, spec) -> list[dict]:
 
 def print_show(console, spec, rows: list[dict], total: int) -> None:
     from rich.table import Table
+
+    from dlcli.use.report import print_table
     metric = spec["metric"]["name"]
     table = Table(title=f"sweep {spec['name']}: {metric} ({spec['metric']['goal']}), "
                         f"{sum(r.get('status') == 'finished' for r in rows)} of {total} "
@@ -144,4 +148,4 @@ def print_show(console, spec, rows: list[dict], total: int) -> None:
                       record.trial_name(row["trial"]), row.get("status", ""),
                       fmt(row.get("metric")), fmt(row.get("best_epoch")),
                       *(fmt((row.get("params") or {}).get(k)) for k in spec["parameters"]))
-    console.print(table)
+    print_table(console, table)

@@ -15,6 +15,7 @@ sweeps/<name>-<time>/
 
 import contextlib
 import json
+import os
 import pathlib
 import signal
 
@@ -138,7 +139,7 @@ class Driver:
     def _start(self, number: int) -> None:
         params = self.params(number)
         previous = self.latest.get(number, {})
-        kind = self.executor.start(number)
+        kind = self.executor.start(number, previous)
         if kind == "done":
             self.latest[number] = {**previous, "trial": number, "params": params}
             return
@@ -146,6 +147,8 @@ class Driver:
                "run_dir": f"trials/{record.trial_name(number)}",
                "attempt": previous.get("attempts", 0) + 1,
                "resumed": None if kind == "submitted" else kind == "resume"}
+        if self.executor.pid_of(number):
+            row.update(pid=self.executor.pid_of(number), host=os.uname().nodename)
         record.append(self.dir, row)
         self.latest[number] = {**row, "attempts": row["attempt"]}
         self.display.started(number, self.latest[number])

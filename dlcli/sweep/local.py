@@ -38,8 +38,12 @@ class LocalExecutor:
     def free(self) -> int:
         return self.parallel - len(self.running)
 
-    def start(self, number: int) -> str:
-        kind, argv = attempt.plan(self.sweep_dir, number)
+    def pid_of(self, number: int) -> int | None:
+        entry = self.running.get(number)
+        return entry[0].pid if entry else None
+
+    def start(self, number: int, previous: dict | None = None) -> str:
+        kind, argv = attempt.plan(self.sweep_dir, number, previous=previous)
         if kind == "done":
             self.ready.append((number, {**attempt.outcome(self.sweep_dir, number, self.metric,
                                                           None), "kind": kind}))

@@ -80,7 +80,7 @@ def metrics_rows(run_dir) -> list[dict]:
 # ---- the sweep the fault tests kill and the one they compare with ---------------------
 KILL_BASE = {
     "name": "mid", "seed": 1,
-    "data": {"source": "synthetic:moons", "params": {"n_samples": 1500, "noise": 0.25},
+    "data": {"source": "synthetic:moons", "params": {"n_samples": 6000, "noise": 0.25},
              "validation_split": 0.2, "test_split": 0.1},
     "model": {"layers": [{"type": "dense", "units": 16, "activation": "tanh"},
                          {"type": "dropout", "rate": 0.1},
@@ -101,16 +101,30 @@ def wait_for(predicate, timeout=120.0, what="a condition"):
         value = predicate()
         if value:
             return value
-        time.sleep(0.05)
+        time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def running_trial_with_checkpoint(sweep):
-    """(trial dir, pid) of a trial process that holds its lock and has a checkpoint."""
+def signal_pending(pid, signum) -> bool:
+    """Whether ``signum`` waits, undelivered, for process ``pid`` (a stopped one)."""
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("ShdPnd:", "SigPnd:")) and int(line.split()[1], 16) & (
+                1 << (signum - 1)):
+            return True
+    return False
+
+
+def running_trial_with_checkpoint(sweep, most_epochs=3):
+    """(trial dir, pid) of a trial process that holds its lock and has a checkpoint, with at
+    most ``most_epochs`` of its 6 epochs done: a signal sent now finds it training."""
     for run in sorted((sweep / "trials").glob("*")):
         pid = read_pid(run / "lock")
+        try:
+            epochs = (run / "metrics.jsonl").read_text().count("\n")
+        except FileNotFoundError:
+            epochs = 0
         if pid and pid_alive(pid) and (run / "checkpoints" / "last.json").is_file() \
-                and not (run / "summary.json").is_file():
+                and not (run / "summary.json").is_file() and epochs <= most_epochs:
             return run, pid
     return None
 

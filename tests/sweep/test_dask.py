@@ -71,7 +71,10 @@ def cluster(tmp_path):
 
 def parent_of(pid):
     import psutil  # a dependency of distributed
-    return psutil.Process(pid).ppid()
+    try:
+        return psutil.Process(pid).ppid()
+    except psutil.NoSuchProcess:
+        return None
 
 
 def test_a_worker_killed_mid_trial_loses_nothing(tmp_path, cluster, reference_sweep):
@@ -88,10 +91,15 @@ def test_a_worker_killed_mid_trial_loses_nothing(tmp_path, cluster, reference_sw
         if found:
             for worker in workers:
                 if parent_of(found[1]) == worker.pid:
-                    return found[0], worker
+                    return found[0], worker, found[1]
         return None
-    run, worker = wait_for(trial_on_a_worker, what="a checkpointed trial on a worker")
+    run, worker, trial_pid = wait_for(trial_on_a_worker,
+                                      what="a checkpointed trial on a worker")
+    # The trial held still while its worker dies, so that it dies mid-trial.
+    os.kill(trial_pid, signal.SIGSTOP)
     worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    os.kill(trial_pid, signal.SIGCONT)
     out, _ = driver.communicate(timeout=300)
     assert driver.returncode == 0, out
     assert "dask at tcp://127.0.0.1:" in out and "sweep done: 3 finished of 3" in out

@@ -9,8 +9,8 @@ import pytest
 
 from tests.helpers.sweep import (KILL_BASE as BASE, KILL_SPEC as SPEC, TRIALS,
                                  assert_same_as_reference, dlcli, no_trial_process_left,
-                                 running_trial_with_checkpoint, start_dlcli, trial_records,
-                                 wait_for, write_sweep)
+                                 running_trial_with_checkpoint, signal_pending, start_dlcli,
+                                 trial_records, wait_for, write_sweep)
 
 pytestmark = pytest.mark.slow
 
@@ -60,13 +60,19 @@ def test_sigterm_stops_the_trials_at_a_checkpoint_and_resume_finishes(tmp_path,
     path = write_sweep(tmp_path, SPEC, BASE)
     sweep = tmp_path / "out"
     driver = start_dlcli("sweep", path, "--dir", sweep, cwd=tmp_path)
-    wait_for(lambda: running_trial_with_checkpoint(sweep), what="a checkpointed trial")
+    # A trial held still mid-way (SIGSTOP) until the driver has passed SIGTERM on to it.
+    run, pid = wait_for(lambda: running_trial_with_checkpoint(sweep),
+                        what="a checkpointed trial")
+    os.kill(pid, signal.SIGSTOP)
     driver.send_signal(signal.SIGTERM)
+    wait_for(lambda: signal_pending(pid, signal.SIGTERM), what="SIGTERM passed on")
+    os.kill(pid, signal.SIGCONT)
     out, _ = driver.communicate(timeout=120)
     assert driver.returncode == 143, out
     assert f"continue with: dlcli sweep --resume {sweep}" in out
     assert no_trial_process_left(sweep)
-    interrupted = [r for r in trial_records(sweep) if r["status"] == "interrupted"]
-    assert interrupted and all(r["exit_code"] == 143 for r in interrupted)
+    held = [r for r in trial_records(sweep) if r["trial"] == int(run.name)][-1]
+    assert held["status"] == "interrupted" and held["exit_code"] == 143, held
+    assert (run / "checkpoints" / "last.json").is_file()
     dlcli("sweep", "--resume", sweep, cwd=tmp_path, check=0)
     assert_same_as_reference(sweep, reference)

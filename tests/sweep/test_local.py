@@ -82,3 +82,21 @@ def test_failed_trials_are_recorded_and_kept(tmp_path):
     assert "non-finite" in (tmp_path / "out" / "logs" / "0001.log").read_text() or \
         "diverged" in (tmp_path / "out" / "logs" / "0001.log").read_text()
     assert json.loads((tmp_path / "out" / "best.json").read_text())["trial"] == 0
+
+
+def test_a_second_driver_on_the_same_sweep_is_refused(tmp_path):
+    import subprocess
+    import sys
+    spec = {**SPEC, "parameters": {"training.optimizer.lr": {"values": [0.01]}}}
+    path = write_sweep(tmp_path, spec)
+    dlcli("sweep", path, "--dir", "out", cwd=tmp_path, check=0)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "out" / "lock").write_text(f"{holder.pid}\n")
+        proc = dlcli("sweep", "--resume", "out", cwd=tmp_path, check=2)
+        assert f"is being written by another dlcli process (pid {holder.pid})" in proc.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    # Its owner gone, the lock is taken over.
+    dlcli("sweep", "--resume", "out", cwd=tmp_path, check=0)
