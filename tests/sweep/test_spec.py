@@ -35,7 +35,10 @@ def test_every_spec_error_of_a_pass_is_reported_with_its_key_path(tmp_path):
                      "parameters['training.batch_size'].values: expected a non-empty list",
                      "executor.paralel: unknown key; did you mean 'parallel'?"]:
         assert expected in text, text
-    assert text.startswith(f"error: {tmp_path / 'spec.yaml'}: ")
+    # One line per problem, each naming the file.
+    lines = text.strip().splitlines()
+    assert len(lines) == 7 and all(line.startswith(f"error: {tmp_path / 'spec.yaml'}: ")
+                                   for line in lines), text
 
 
 @pytest.mark.parametrize("change, expected", [
