@@ -441,7 +441,7 @@ def compare(run_dirs, as_json):
               help="Figure file (.png, .pdf, .svg; default <run>-<kind>.png; never "
                    "overwrites without --force).")
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
-@click.option("--confusion", is_flag=True, help="Confusion matrix of a classification run "
+@click.option("--confusion", is_flag=True, help="Confusion matrix of a classifier (binary too) "
               "(evaluates the best checkpoint on --split).")
 @click.option("--filters", is_flag=True, help="The first layer's weights of an image model "
               "as a grid of filters.")

@@ -310,6 +310,12 @@ def _resolve(path, base_dir) -> pathlib.Path:
 def _load(spec: dict, base_dir, seed: int, targets: bool = True, table=None):
     """(raw dict, where-string for errors, synthetic?) for the spec's source."""
     source = str(spec["source"])
+    if not source.lower().endswith(".csv"):  # these keys name CSV columns: never ignored
+        given = [k for k in ("features", "exclude") if spec.get(k)]
+        given += ["missing"] if spec.get("missing", "refuse") != "refuse" else []
+        if given:
+            raise DataError(f"data.{given[0]} applies to the columns of a CSV file; this "
+                            "source holds arrays", where=source)
     if source.startswith(SYNTHETIC_PREFIX):
         name = source[len(SYNTHETIC_PREFIX) :]
         try:

@@ -112,6 +112,9 @@ def plan(data: pathlib.Path, target: str | None = None) -> dict:
     if target is not None:
         raise DataError("--target names a CSV column; this file holds arrays", where=str(data))
     raw = readers.read_array_file(data)
+    if "y" not in raw:
+        raise DataError("holds inputs but no labels beside them (an IDX *images* file needs "
+                        "its *labels* file in the same folder)", where=str(data))
     x = np.asarray(raw["x"])
     layout = detect_layout(x.shape, "auto", where=str(data))
     if layout == "vector":

@@ -172,7 +172,10 @@ def _train(config: Config, par, *, run_dir=None, seed=None, console=None, intera
             callbacks.append(TensorBoardLogger(run_dir, diagnostics,
                                                trainer.epoch if resume else None))
         if console is not None:
-            callbacks.append(Progress(console, interactive, quiet))
+            callbacks.append(Progress(console, interactive, quiet, header={
+                "run_dir": run_dir, "params": model.param_count(), "monitor": monitor.name,
+                "samples": (len(x_train), len(x_val), len(splits.x_test)),
+                "resumed_at": trainer.epoch if resume else None}))
         if stopper is not None:  # before the checkpoint: the stop decision is saved with it
             callbacks.append(stopper)
         callbacks.append(checkpointer)
@@ -286,8 +289,8 @@ def _fit(trainer, finish, run_dir, x_train, y_train, x_val, y_val):
         name = signal.Signals(exc.signum).name
         raise RunInterrupted(
             f"{name} received: stopped after epoch {exc.epoch} step {exc.batch}, "
-            f"checkpoint written to {run_dir / 'checkpoints' / 'last.npz'}; resume with: "
-            f"dlcli train --resume {run_dir}", exc.signum) from None
+            f"checkpoint written to {run_dir / 'checkpoints' / 'last.npz'}; resume with:\n"
+            f"  dlcli train --resume {run_dir}", exc.signum) from None
     except KeyboardInterrupt:
         finish("interrupted")
         raise

@@ -139,3 +139,24 @@ def test_unreadable_data_is_one_line(tmp_path):
     bad.write_text("hello\n")
     result = invoke("init", bad)
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+
+
+def test_mnist_idx_files(tmp_path):
+    import struct
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(40, 6, 6), dtype=np.uint8)
+    labels = (np.arange(40) % 4).astype(np.uint8)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(
+        b"\x00\x00\x08\x03" + struct.pack(">3I", 40, 6, 6) + images.tobytes())
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(
+        b"\x00\x00\x08\x01" + struct.pack(">I", 40) + labels.tobytes())
+    cfg, _, _ = init(tmp_path / "train-images-idx3-ubyte", tmp_path / "mnist.yaml")
+    assert cfg["model"]["input_shape"] == [6, 6, 1]
+    assert cfg["model"]["layers"][-1]["units"] == 4
+    result = invoke("train", tmp_path / "mnist.yaml", "--run-dir", tmp_path / "run", "-q",
+                    "--set", "training.epochs=1")
+    assert result.exit_code == 0, result.output
+    (tmp_path / "train-labels-idx1-ubyte").unlink()
+    result = invoke("init", tmp_path / "train-images-idx3-ubyte", "-o", tmp_path / "x.yaml")
+    assert result.exit_code == 2 and "labels" in result.output

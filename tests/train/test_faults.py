@@ -86,7 +86,9 @@ def test_sigint_from_outside_checkpoints_and_resume_finishes_identically(tmp_pat
     if proc.returncode == 0:  # the run finished before the signal landed: nothing to test
         pytest.skip("training finished before SIGINT arrived")
     assert proc.returncode == 130, err
-    assert err.count("\n") == 1 and "Traceback" not in err
+    # the resume command on a line of its own (issue 17)
+    assert err.count("\n") == 2 and "Traceback" not in err
+    assert err.splitlines()[-1].strip() == f"dlcli train --resume {run_dir}"
     assert f"dlcli train --resume {run_dir}" in err
     done = subprocess.run([sys.executable, "-m", "dlcli", "train", "--resume", run_dir, "-q"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
