@@ -34,9 +34,14 @@ _Loader.yaml_implicit_resolvers = {
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _construct_mapping(loader, node, deep=False):
     seen = {}
     for key_node, _ in node.value:
+        if key_node.tag == MERGE_TAG:  # ``<<: *base``: merged keys may be overridden here
+            continue
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
         if isinstance(key, (list, dict)):
@@ -60,20 +65,25 @@ def _parse(text: str):
         parser.dispose()
 
 
-def _count_nodes(value, limit: int) -> int:
-    """Count values with aliases expanded, stopping as soon as ``limit`` is passed."""
-    count, stack = 0, [value]
+MAX_DEPTH = 50  # far deeper than any config; Python's recursion would fail near 1000
+
+
+def _count_nodes(value, limit: int) -> tuple[int, int]:
+    """Count values with aliases expanded, stopping as soon as ``limit`` is passed; and the
+    deepest nesting seen."""
+    count, deepest, stack = 0, 0, [(value, 1)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
         count += 1
+        deepest = max(deepest, depth)
         if count > limit:
-            return count
+            return count, deepest
         if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            stack.extend((k, depth + 1) for k in item.keys())
+            stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
-            stack.extend(item)
-    return count
+            stack.extend((v, depth + 1) for v in item)
+    return count, deepest
 
 
 def loads(text: str, source: str = "<string>"):
@@ -82,6 +92,9 @@ def loads(text: str, source: str = "<string>"):
         raise ConfigError(f"file is larger than {MAX_BYTES} bytes", file=source)
     try:
         value = _parse(text)
+    except RecursionError:
+        raise ConfigError(f"nested too deeply (more than {MAX_DEPTH} levels); refused",
+                          file=source) from None
     except ConfigError as exc:
         exc.file = source
         raise
@@ -98,10 +111,14 @@ def loads(text: str, source: str = "<string>"):
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{where}invalid YAML: {problem}", file=source) from None
-    if _count_nodes(value, MAX_NODES) > MAX_NODES:
+    count, depth = _count_nodes(value, MAX_NODES)
+    if count > MAX_NODES:
         raise ConfigError(
             f"document expands to more than {MAX_NODES} values through aliases; refused",
             file=source)
+    if depth > MAX_DEPTH:
+        raise ConfigError(f"nested too deeply (more than {MAX_DEPTH} levels); refused",
+                          file=source)
     return value
 
 

@@ -319,6 +319,8 @@ def resolve(raw, *, path: pathlib.Path | None = None, partial: bool = False) -> 
             and data["model"]["input_shape"] is None:
         v.error(["data", "source"], "required to learn the input shape, unless "
                 "model.input_shape is given")
+    if not v.errors:
+        _synthetic_params(v, data["data"])
     if v.errors:
         raise ConfigError(v.errors, file=source)
     if data.get("name") is None:
@@ -326,6 +328,22 @@ def resolve(raw, *, path: pathlib.Path | None = None, partial: bool = False) -> 
     config = Config(data=_ordered(data), path=path)
     _check_model(config)
     return config
+
+
+def _synthetic_params(v, data: dict) -> None:
+    """``data.params`` of a synthetic source, checked against its generator's signature."""
+    source = data.get("source")
+    if not isinstance(source, str) or not source.startswith("synthetic:"):
+        return
+    from dlcli.data.synthetic import validate_params
+    from dlcli.registry import DATASETS
+    name = source[len("synthetic:"):]
+    if name not in DATASETS:
+        v.error(["data", "source"], DATASETS.unknown_message(name))
+        return
+    data["params"], problems = validate_params(name, data.get("params") or {})
+    for key, problem in problems:
+        v.error(["data", "params"] + ([key] if key else []), problem)
 
 
 def _ordered(data: dict) -> dict:

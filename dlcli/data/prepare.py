@@ -287,6 +287,8 @@ def load_inputs(path, spec: dict, base_dir: pathlib.Path | None = None, feature_
         readers.check_finite(x, path)
     else:
         raise DataError("unsupported file type; expected .npz, .csv or IDX", where=where)
+    if len(x) == 0:
+        raise DataError("holds 0 samples; nothing to predict", where=where)
     return _to_internal(x, "x", spec.get("layout", "auto"), where, synthetic=False)
 
 
@@ -322,7 +324,11 @@ def _load(spec: dict, base_dir, seed: int, targets: bool = True, table=None):
             generator = DATASETS.get(name)
         except KeyError as exc:
             raise DataError(exc.args[0], where="data.source") from None
-        params = dict(spec.get("params") or {})
+        from dlcli.data.synthetic import validate_params
+        params, problems = validate_params(name, spec.get("params") or {})
+        if problems:
+            key, problem = problems[0]
+            raise DataError(problem, where=f"data.params.{key}" if key else "data.params")
         try:
             x, y = generator(stream_rng(seed, DATA_STREAM), **params)
         except TypeError as exc:
@@ -458,6 +464,10 @@ def _encode_targets(y, y_test, declared, mode: str, where: str, rows=None,
         raise DataError(f"y_test has shape {y_test.shape[1:]} per sample but y has {y.shape[1:]}", where=where)
     one_column = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
     is_text = y.dtype.kind in "US"
+    if y_test is not None and (y_test.dtype.kind in "US") != is_text:
+        kinds = {True: "strings", False: "numbers"}
+        raise DataError(f"y_test holds {kinds[y_test.dtype.kind in 'US']} but y holds "
+                        f"{kinds[is_text]}; the two must label classes the same way", where=where)
     if mode == "auto":
         # Integer or string targets are classes; floats are values unless the file declares
         # class_names and every float is a whole number.

@@ -11,6 +11,39 @@ from dlcli.errors import DataError
 from dlcli.registry import DATASETS
 
 
+def validate_params(name: str, params) -> tuple[dict, list[tuple[str, str]]]:
+    """Check ``data.params`` of ``synthetic:<name>`` against the generator's signature, as
+    every other section is checked against its rules: each key must be a parameter; one
+    whose default is an integer takes a whole number (``1e3`` is read as 1000), one whose
+    default is a float a number; every number is finite and not negative (the generators'
+    own minimums follow when they run). Returns (the params, ints made int; [(key,
+    problem)])."""
+    import inspect
+    import math
+    from dlcli.config.rules import _show, unknown_key_message
+
+    generator = DATASETS.get(name)
+    defaults = {k: p.default for k, p in inspect.signature(generator).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    if not isinstance(params, dict):
+        return {}, [("", f"expected a mapping of parameters, got {_show(params)}")]
+    clean, problems = {}, []
+    for key, value in params.items():
+        if key not in defaults:
+            problems.append((str(key), unknown_key_message(str(key), list(defaults))))
+            continue
+        whole = isinstance(defaults[key], int) and not isinstance(defaults[key], bool)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or value < 0:
+            problems.append((key, f"expected a {'whole' if whole else 'finite'} number of at "
+                                  f"least 0, got {_show(value)}"))
+        elif whole and value != int(value):
+            problems.append((key, f"expected a whole number, got {_show(value)}"))
+        else:
+            clean[key] = int(value) if whole else float(value)
+    return clean, problems
+
+
 def _check(name: str, value, minimum) -> None:
     if value < minimum:
         raise DataError(f"{name} must be at least {minimum}; got {value}", where="data.params")
