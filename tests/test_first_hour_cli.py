@@ -71,6 +71,7 @@ def test_keras_style_config_one_line_per_error_each_with_its_place(dlcli_exe, tm
     (["--lr", "0.1"], "--set training.optimizer.lr=0.1"),
     (["--batch-size", "8"], "--set training.batch_size=8"),
     (["training.epochs=5"], "--set training.epochs=5"),
+    (["epochs=5", "lr=0.1"], "--set training.epochs=5 --set training.optimizer.lr=0.1"),
 ])
 def test_keras_and_hydra_style_arguments_get_the_set_form(dlcli_exe, tmp_path, args,
                                                           expected):

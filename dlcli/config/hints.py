@@ -16,6 +16,16 @@ def config_key(name: str) -> str | None:
     return misplaced("", name)
 
 
+def _full_key(token: str) -> str:
+    """``epochs=5`` -> ``training.epochs=5``; a key path already whole is kept."""
+    from dlcli.config.schema import TOP
+
+    key, _, value = token.partition("=")
+    if "." in key or "[" in key or key in TOP:
+        return token
+    return f"{config_key(key) or key}={value}"
+
+
 def set_form_hint(args: list[str], exc) -> str | None:
     """``--epochs 5`` or a bare ``training.epochs=5`` (Hydra) answered with the --set form."""
     import re
@@ -38,5 +48,5 @@ def set_form_hint(args: list[str], exc) -> str | None:
                 and (i == 0 or args[i - 1] != "--set")]
         if bare:
             return ("config keys are changed with --set: "
-                    + " ".join(f"--set {t}" for t in bare))
+                    + " ".join(f"--set {_full_key(t)}" for t in bare))
     return None

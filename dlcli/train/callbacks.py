@@ -238,6 +238,16 @@ class Checkpointer(Callback):
         self._flush_best(trainer)
         self.save_last(trainer)
 
+    def on_exception(self, trainer, exc):
+        # A run that diverged still leaves its best weights in best.npz (the diverged
+        # state itself is never written); a failed write is not retried.
+        if self.held_best is not None and isinstance(exc, TrainingError) \
+                and getattr(exc, "status", None) == "diverged":
+            try:
+                self._flush_best(trainer)
+            except TrainingError:
+                pass
+
 
 class EarlyStopping(Callback):
     """Stops when the monitored metric has not improved for ``patience`` epochs."""

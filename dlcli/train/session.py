@@ -92,9 +92,10 @@ def _train(config: Config, par, *, run_dir=None, seed=None, console=None, intera
                    schedule=schedule)
     normalizer_state = splits.normalizer.state()
     from dlcli.train import threads as blas_threads
+    # Data-parallel ranks keep the library's count (rank 0 alone must not measure).
     trainer.blas_threads = blas_threads.choose(
-        config, x_train, y_train, task, seed, threads,
-        resumed=blas_threads.previous_count(run_dir) if resume else None)
+        config, x_train, y_train, task, seed, threads if par is None or threads != "auto"
+        else "library", resumed=blas_threads.previous_count(run_dir) if resume else None)
     with RunLock(run_dir) as lock:
         if lock.taken_over is not None:
             warnings.append(f"took over the stale lock of process {lock.taken_over}")

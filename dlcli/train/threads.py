@@ -102,6 +102,8 @@ def choose(config, x, y, task: str, seed: int, requested, resumed: int | None = 
     from dlcli.nn import blas
 
     current = blas.get_threads()
+    if requested == "library":  # not chosen here (e.g. data-parallel ranks)
+        return {"mode": "library", "threads": current, "step_ms": {}}
     if requested not in (None, "auto"):
         return {"mode": "forced", "threads": int(requested), "step_ms": {}}
     if resumed is not None and current is not None and blas.set_threads(resumed):

@@ -135,3 +135,27 @@ def test_crash_between_checkpoints_resumes_as_one_run(tmp_path, monkeypatch):
     a = ckpt.load(tmp_path / "whole" / "checkpoints" / "last.npz")["model"]
     b = ckpt.load(tmp_path / "crashed" / "checkpoints" / "last.npz")["model"]
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_a_diverged_run_keeps_its_held_best(tmp_path, monkeypatch):
+    import time
+
+    from dlcli.errors import TrainingError
+    from dlcli.train.callbacks import MetricsLogger
+    real_save = ckpt.save
+
+    def slow(*args, **kw):  # writes far costlier than epochs: new bests are held
+        time.sleep(0.2)
+        return real_save(*args, **kw)
+    monkeypatch.setattr(ckpt, "save", slow)
+    def diverge_in_seven(self, trainer, epoch):  # as a step of epoch 7 would
+        if epoch == 7:
+            raise TrainingError("the loss became nan", status="diverged")
+    monkeypatch.setattr(MetricsLogger, "on_epoch_begin", diverge_in_seven, raising=False)
+    with pytest.raises(TrainingError):
+        train(tmp_path)
+    rows = rows_of(tmp_path / "run")
+    best_epoch = max(r["epoch"] for r in rows if r["best"])
+    assert best_epoch > 1  # held, not written when it was reached
+    parts = ckpt.load(tmp_path / "run" / "checkpoints" / "best.npz")
+    assert int(parts["trainer"]["epoch"]) == best_epoch
