@@ -18,7 +18,7 @@ import sys
 import time
 
 from dlcli.sweep import record
-from dlcli.train.io import pid_alive, read_pid
+from dlcli.train.io import lock_holder_alive, pid_alive, read_lock
 
 STOP_FILE = "stop"
 LOCK_WAIT_S = 300.0
@@ -37,8 +37,8 @@ def trial_paths(sweep_dir, number: int) -> dict:
 def _wait_for_lock(run_dir: pathlib.Path, wait_s: float) -> None:
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
-        pid = read_pid(run_dir / "lock")
-        if pid is None or pid == os.getpid() or not pid_alive(pid):
+        holder = read_lock(run_dir / "lock")
+        if holder is None or holder[0] == os.getpid() or not lock_holder_alive(*holder):
             return
         time.sleep(0.2)
 

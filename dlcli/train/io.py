@@ -147,12 +147,17 @@ def lock_holder_alive(pid: int, start: int | None) -> bool:
     return now is None or now == start
 
 
-def read_pid(path) -> int | None:
-    """The pid written in a lock file, or None."""
+def read_lock(path) -> tuple[int, int | None] | None:
+    """(pid, start time or None) written in a lock file, or None (no file, or not a lock)."""
     try:
-        parsed = parse_lock(pathlib.Path(path).read_text(encoding="utf-8"))
+        return parse_lock(pathlib.Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
         return None
+
+
+def read_pid(path) -> int | None:
+    """The pid written in a lock file, or None."""
+    parsed = read_lock(path)
     return parsed[0] if parsed else None
 
 

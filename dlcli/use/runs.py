@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from dlcli.config.resolve import flatten_keys
-from dlcli.train.io import pid_alive, read_jsonl, read_pid  # noqa: F401 (read_jsonl re-exported)
+from dlcli.train.io import lock_holder_alive, read_jsonl, read_lock  # noqa: F401 (read_jsonl re-exported)
 
 STATUSES = ("running", "finished", "interrupted", "failed", "diverged")
 SPARK_BARS = "▁▂▃▄▅▆▇█"
@@ -92,13 +92,6 @@ def read_config(path) -> tuple[dict | None, list[str]]:
     return data, []
 
 
-
-
-def lock_pid(run_dir: pathlib.Path):
-    """The pid in ``<run>/lock`` (None when there is none)."""
-    return read_pid(run_dir / "lock")
-
-
 def _last_activity(run_dir: pathlib.Path) -> float | None:
     times = []
     for name in ("metrics.jsonl", "config.yaml", "diagnostics.jsonl", "checkpoints/last.npz"):
@@ -112,7 +105,8 @@ def _last_activity(run_dir: pathlib.Path) -> float | None:
 def run_status(run_dir: pathlib.Path, summary: dict | None, history: list[dict],
                now: float | None = None) -> str:
     """finished / diverged / failed / interrupted from summary.json; otherwise running when
-    the owning process (``pid`` in summary.json or the ``lock`` file) is alive.
+    the owning process (``pid`` in summary.json, or the ``lock`` file's pid with the start
+    time it records, as :func:`dlcli.train.io.lock_holder_alive` tests) is alive.
 
     With no pid anywhere (runs written before lock files existed), a run whose files
     changed in the last ``max(FRESH_SECONDS, 5 × its slowest epoch)`` seconds is taken
@@ -121,9 +115,12 @@ def run_status(run_dir: pathlib.Path, summary: dict | None, history: list[dict],
     status = summary.get("status") if isinstance(summary, dict) else None
     if status in STATUSES and status != "running":
         return status
-    pids = [p for p in ((summary or {}).get("pid"), lock_pid(run_dir)) if p is not None]
-    if pids:
-        return "running" if any(pid_alive(p) for p in pids) else "interrupted"
+    # The lock names its writer by pid and start time: a pid reused since is not the run's.
+    owners = [lock for lock in [read_lock(run_dir / "lock")] if lock is not None]
+    if (summary or {}).get("pid") is not None:
+        owners.append((summary["pid"], None))
+    if owners:
+        return "running" if any(lock_holder_alive(*o) for o in owners) else "interrupted"
     last = _last_activity(run_dir)
     slowest = max((r["time"] for r in history if isinstance(r.get("time"), (int, float))),
                   default=0.0)

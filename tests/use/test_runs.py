@@ -205,6 +205,21 @@ def test_read_jsonl(tmp_path):
     assert read_jsonl(tmp_path / "missing.jsonl") == ([], [])
 
 
+def test_a_lock_whose_pid_was_reused_is_not_running(tmp_path):
+    """The lock names its writer by pid and start time (as the training lock is taken
+    over): this process's pid with another start time is a reused pid, not the writer."""
+    from dlcli.train.io import process_start_time
+    start = process_start_time(os.getpid())
+    if start is None:
+        pytest.skip("no /proc/PID/stat here")
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "lock").write_text(f"{os.getpid()} {start}\n")
+    assert run_status(run, None, [], now=time.time() + 3600) == "running"
+    (run / "lock").write_text(f"{os.getpid()} {start + 1}\n")
+    assert run_status(run, None, [], now=time.time() + 3600) == "interrupted"
+
+
 def test_status_rules(tmp_path):
     run = tmp_path / "r"
     run.mkdir()
