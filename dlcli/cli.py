@@ -66,7 +66,8 @@ class DlcliGroup(click.Group):
                     click.echo(f"{prefix}{line}", err=True)
                 sys.exit(exc.exit_code)
             if isinstance(exc, MemoryError):
-                click.echo("error: out of memory; lower training.batch_size", err=True)
+                click.echo("error: out of memory (dlcli shapes CONFIG shows what one step "
+                           "needs)", err=True)
                 sys.exit(1)
             click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for "
                        "the traceback and please report it)", err=True)
@@ -120,7 +121,10 @@ def cli(ctx, threads):
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard event files "
               "(shorthand for --set training.tensorboard=true).")
-def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, quiet, tensorboard):
+@click.option("--no-memory-check", is_flag=True, help="Train even if the run seems not to "
+              "fit in the memory available (swap, or an estimate too high).")
+def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, quiet, tensorboard,
+          no_memory_check):
     """Train the model described by CONFIG and write a run directory.
 
     With --resume RUN_DIR (CONFIG optional), continue an interrupted run exactly where its
@@ -153,7 +157,7 @@ def train(config, overrides, run_dir, resume_dir, allow_config_change, seed, qui
                            warn=lambda warnings: print_warnings(err, warnings),
                            threads=click.get_current_context().obj["threads"],
                            interactive=console.is_terminal and sys.stdout.isatty(), quiet=quiet,
-                           resume=resume_dir is not None,
+                           resume=resume_dir is not None, memory_check=not no_memory_check,
                            changes=differences if resume_dir is not None else ())
     print_warnings(err, summary.get("warnings", []))
     print_train_summary(console, summary)

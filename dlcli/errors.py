@@ -12,6 +12,17 @@ EXIT_FAILURE = 1  # a failure during training (divergence, disk full, ...)
 EXIT_USAGE = 2  # bad command line, config, data file or checkpoint
 
 
+def human_bytes(n: int) -> str:
+    """``n`` bytes in B, KiB, ... EiB (one decimal; whole EiB beyond a float's range)."""
+    if n >= 1024 ** 7:
+        return f"{n // 1024 ** 6:,} EiB"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 or unit == "EiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
 class DlcliError(Exception):
     """Base of all errors shown to users as one line."""
 

@@ -59,7 +59,8 @@ class Splits:
 
 
 def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = True,
-            classes: list[str] | None = None, dtype=np.float64, table=None) -> Splits:
+            classes: list[str] | None = None, dtype=np.float64, table=None,
+            memory: int | None = None) -> Splits:
     """Load ``spec['source']``, encode targets, split, and normalize on the training split.
 
     ``targets=False`` (task reconstruction: the target is the input) needs no ``y`` and
@@ -75,6 +76,8 @@ def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = Tr
     compute dtype and gets the values a float64 split cast to it would hold); with
     ``dtype=None`` and no normalization, in the source's own dtype (scoring a run reads raw
     splits this way and normalizes the one it scores with the run's statistics).
+    ``memory`` (bytes available): integer labels that make more class names than fit are
+    refused, naming the row, before any name is made.
     """
     layout = spec.get("layout", "auto")
     raw, where, synthetic = _load(spec, base_dir, seed, targets, table)
@@ -99,7 +102,7 @@ def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = Tr
         rows = _row_namer(where, raw.get("lines"), len(y))
         y, y_test, class_names, first_rows = _encode_targets(
             y, y_test, declared, mode, where, rows,
-            "model's" if classes is not None else "declared")
+            "model's" if classes is not None else "declared", memory)
     else:
         y, class_names, first_rows = np.zeros((x.shape[0], 0)), None, None
         y_test = None if x_test is None else np.zeros((x_test.shape[0], 0))
@@ -263,7 +266,7 @@ def _row_namer(where: str, lines, n_y: int):
 
 
 def _encode_targets(y, y_test, declared, mode: str, where: str, rows=None,
-                    declared_by: str = "declared"):
+                    declared_by: str = "declared", memory: int | None = None):
     """(y, y_test, class_names, first_rows): int64 (N,) labels and names, or float64 (N, k)
     values (class_names and first_rows None). ``first_rows`` maps each class label to
     where it first occurs (``rows(i)``), so a label can be shown in its data file."""
@@ -326,6 +329,8 @@ def _encode_targets(y, y_test, declared, mode: str, where: str, rows=None,
         if ints.size and ints.min() >= 0:
             # Integer labels keep their meaning: label i is class i, even if absent from a split.
             n_classes = int(ints.max()) + 1
+            if declared is None and memory is not None:
+                _check_class_count(ints, memory, rows)
             if declared is not None:
                 if n_classes > len(declared):
                     i = int(np.argmax(ints >= len(declared)))
@@ -348,6 +353,22 @@ def _encode_targets(y, y_test, declared, mode: str, where: str, rows=None,
     first_rows = {int(k): rows(int(i)) for k, i in zip(found, first)}
     n_train = parts[0].shape[0]
     return labels[:n_train], (labels[n_train:] if y_test is not None else None), names, first_rows
+
+
+def _check_class_count(labels, memory: int, rows) -> None:
+    """Integer labels are class indices: refuse the first label whose class count makes
+    more names than ``memory`` bytes hold."""
+    from dlcli.data.footprint import class_names_bytes
+    from dlcli.errors import human_bytes
+    need = class_names_bytes(int(labels.max()) + 1)
+    if need <= memory:
+        return
+    i = int(np.argmax(labels >= memory // class_names_bytes(1)))
+    raise DataError(f"label {labels[i]} makes {labels[i] + 1} classes (integer labels are "
+                    f"class indices 0, 1, ...), whose names alone need about "
+                    f"{human_bytes(class_names_bytes(int(labels[i]) + 1))}, "
+                    f"{human_bytes(memory)} is available; fix the label, or name the classes "
+                    "with strings", where=rows(i))
 
 
 def _whole(parts) -> bool:

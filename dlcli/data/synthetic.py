@@ -44,6 +44,21 @@ def validate_params(name: str, params) -> tuple[dict, list[tuple[str, str]]]:
     return clean, problems
 
 
+def sample_shapes(name: str, params: dict) -> tuple[int, tuple, tuple, int]:
+    """(n_samples, shape of one input, shape of one target, bytes per target value) of
+    ``synthetic:<name>`` with (validated) ``params``, without generating anything."""
+    import inspect
+    given = {k: p.default for k, p in inspect.signature(DATASETS.get(name)).parameters.items()
+             if p.default is not inspect.Parameter.empty}
+    given.update(params)
+    if name == "images":
+        x_shape = (given["height"], given["width"], given["channels"])
+    else:
+        x_shape = (given.get("n_features", 2),)
+    y_shape = {"regression": (1,), "multilabel": (given.get("n_labels", 1),)}.get(name, ())
+    return int(given["n_samples"]), tuple(int(d) for d in x_shape), y_shape, 8
+
+
 def _check(name: str, value, minimum) -> None:
     if value < minimum:
         raise DataError(f"{name} must be at least {minimum}; got {value}", where="data.params")

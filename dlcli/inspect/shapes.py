@@ -1,15 +1,7 @@
 """``dlcli shapes``: per-layer shapes, sizes, parameters and multiply-adds, without compute."""
 
 # Re-exported: the table and memory estimate live with the engine they measure.
-from dlcli.nn.memory import layer_table, optimizer_slots  # noqa: F401
-
-
-def human_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
+from dlcli.nn.memory import human_bytes, layer_table, optimizer_slots  # noqa: F401
 
 
 def shapes_report(config, ranks: int | None = None) -> dict:

@@ -41,15 +41,22 @@ def output_activation_name(model) -> str:
     return act.activation_name if act is not None else "identity"
 
 
-def prepare(config: Config, seed: int | None = None, *, data=True) -> Prepared:
-    """Load data, build (but do not initialize) the model, pick the loss and the task."""
+def prepare(config: Config, seed: int | None = None, *, data=True, budget=None) -> Prepared:
+    """Load data, build (but do not initialize) the model, pick the loss and the task.
+
+    ``budget`` (a :class:`dlcli.train.budget.MemoryBudget`): refuse, before it is made,
+    data that do not fit, then a model whose step with the data does not."""
     from dlcli.data.prepare import prepare as prepare_data
 
     seed = config["seed"] if seed is None else seed
     # An autoencoder's target is its input: its data need no labels.
     needs_targets = config["task"] != "reconstruction"
+    if data and budget is not None:
+        budget.check_data(config, compute_dtype(config), needs_targets)
     splits = (prepare_data(config["data"], config.base_dir, seed, targets=needs_targets,
-                           dtype=compute_dtype(config)) if data else None)
+                           dtype=compute_dtype(config),
+                           memory=budget.available if budget is not None else None)
+              if data else None)
     declared = config["model"]["input_shape"]
     input_shape = tuple(splits.input_shape) if splits is not None else to_internal_shape(declared)
     if declared is not None and splits is not None and to_internal_shape(declared) != input_shape:
@@ -76,6 +83,8 @@ def prepare(config: Config, seed: int | None = None, *, data=True) -> Prepared:
     warnings += pairing_warnings(task, output_activation_name(model), loss.name)
     if task == "reconstruction":
         warnings += overcomplete_warnings(model)
+    if splits is not None and budget is not None:
+        budget.check_step(config, model, splits, task, loss)
     return Prepared(config, splits, model, loss, task, warnings)
 
 

@@ -36,7 +36,9 @@ def train(config: Config, **options) -> dict:
     and ``changes`` (the config differences the user allowed on resume, from
     ``open_resume``); ``warn`` is called with the config's warnings before training (they
     are then left out of the summary's); ``threads``: ``"auto"`` measures the model's step
-    to pick the BLAS thread count (:mod:`dlcli.train.threads`), a number was forced. With
+    to pick the BLAS thread count (:mod:`dlcli.train.threads`), a number was forced;
+    ``memory_check=False`` skips the check that the run fits in memory
+    (:mod:`dlcli.train.budget`). With
     ``training.parallel`` or under an MPI launcher the run is data-parallel
     (``dlcli.parallel``): rank 0 runs it here, the other ranks follow.
 
@@ -53,11 +55,15 @@ def train(config: Config, **options) -> dict:
 
 def _train(config: Config, par, *, run_dir=None, seed=None, console=None, interactive=False,
            quiet=False, resume: bool = False, changes: list[str] = (), warn=None,
-           threads="auto") -> dict:
+           threads="auto", memory_check=True) -> dict:
     if seed is not None:
         config.data["seed"] = seed
     seed = config["seed"]
-    prep = prepare(config, seed)
+    budget = None
+    if memory_check and par is None:  # a data-parallel rank holds a share of the batch
+        from dlcli.train.budget import MemoryBudget
+        budget = MemoryBudget.measure()
+    prep = prepare(config, seed, budget=budget)
     model, loss, task, splits = prep.model, prep.loss, prep.task, prep.splits
     warnings = list(prep.warnings) + (par.notes if par is not None else [])
     if warn is not None:

@@ -6,6 +6,8 @@ user-facing layout of the notes, ``(height, width, channels)``, is produced by
 :func:`display_shape`.
 """
 
+import math
+
 import numpy as np
 
 
@@ -179,4 +181,6 @@ def display_shape(shape: tuple) -> tuple:
 
 
 def size_of(shape: tuple) -> int:
-    return int(np.prod(shape, dtype=np.int64))
+    """Values in an array of ``shape``, as a Python int (no int64 wrap-around for the
+    shapes of models far larger than memory, which the memory check must still measure)."""
+    return math.prod(int(d) for d in shape)
