@@ -2,13 +2,15 @@
 runs before training allocates anything (``dlcli.train.budget``).
 
 Only anonymous memory counts: the pages of an array that views a memory-mapped file belong
-to the page cache, which the kernel reclaims, so such an array is counted as 0 bytes.
+to the page cache, which the kernel reclaims, so such an array is counted as 0 bytes, and a
+split streamed from one (``dlcli.data.lazy.Rows``) as its row numbers.
 """
 
 import math
-import mmap
 
 import numpy as np
+
+from dlcli.data.lazy import is_lazy, is_mapped
 
 # One class name: a short str object and its slot in the list of names.
 CLASS_NAME_BYTES = 64
@@ -16,7 +18,15 @@ CLASS_NAME_BYTES = 64
 
 def held_bytes(arrays) -> int:
     """Bytes of anonymous memory the ``arrays`` hold (None entries are skipped)."""
-    return sum(int(a.nbytes) for a in arrays if a is not None and not _mapped(a))
+    total = 0
+    for a in arrays:
+        if a is None or is_mapped(a):
+            continue
+        if is_lazy(a):  # rows read a batch at a time: only its row numbers are held
+            total += held_bytes([getattr(a, "index", None), getattr(a, "labels", None)])
+        else:
+            total += int(a.nbytes)
+    return total
 
 
 def prepared_bytes(splits) -> int:
@@ -24,6 +34,16 @@ def prepared_bytes(splits) -> int:
     holds: every split's inputs and targets."""
     return held_bytes([splits.x_train, splits.y_train, splits.x_val, splits.y_val,
                        splits.x_test, splits.y_test])
+
+
+def one_hot_bytes(splits, dtype) -> int:
+    """Bytes of the one-hot rows of a prepared set's class labels (a loss other than
+    categorical cross-entropy takes them): N x classes in ``dtype``, or none for a
+    streamed set, whose rows are made per batch."""
+    if splits.class_names is None or is_lazy(splits.x_train):
+        return 0
+    rows = sum(len(y) for y in (splits.y_train, splits.y_val, splits.y_test) if y is not None)
+    return rows * len(splits.class_names) * np.dtype(dtype).itemsize
 
 
 def class_names_bytes(n_classes: int) -> int:
@@ -42,13 +62,3 @@ def synthetic_bytes(name: str, params: dict, dtype, targets: bool = True) -> int
     generated = n * (x_values * 8 + y_values * y_itemsize)
     prepared = n * x_values * np.dtype(dtype).itemsize + (n * y_values * 8 if targets else 0)
     return generated + prepared
-
-
-def _mapped(array) -> bool:
-    """Does ``array`` view a memory-mapped file?"""
-    base = array
-    while base is not None:
-        if isinstance(base, (np.memmap, mmap.mmap)):
-            return True
-        base = getattr(base, "base", None)
-    return False

@@ -12,9 +12,7 @@ import dataclasses
 import pathlib
 import re
 
-import numpy as np
-
-from dlcli.data.footprint import prepared_bytes, synthetic_bytes
+from dlcli.data.footprint import one_hot_bytes, prepared_bytes, synthetic_bytes
 from dlcli.errors import ConfigError, human_bytes
 from dlcli.nn.memory import layer_table
 
@@ -126,8 +124,7 @@ def step_need(config, model, splits, task: str, loss) -> dict:
     memory = table["memory_bytes"]
     one_hot = 0
     if task == "classification" and loss.name != "categorical_crossentropy":
-        rows = len(splits.x_train) + len(splits.x_val) + len(splits.x_test)
-        one_hot = rows * len(splits.class_names) * np.dtype(model.dtype).itemsize
+        one_hot = one_hot_bytes(splits, model.dtype)
     return {"batch": batch, "layers": table["layers"],
             "weights": memory["parameters"] + memory["gradients"] + memory["optimizer_state"],
             "activations": memory["activations"] + memory["workspaces"],

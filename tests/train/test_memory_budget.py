@@ -166,6 +166,25 @@ def test_memory_mapped_arrays_hold_no_anonymous_memory(tmp_path):
     assert footprint.held_bytes([np.array(mapped), mapped]) == 8000
 
 
+def test_a_streamed_set_holds_its_row_numbers_only(tmp_path, monkeypatch):
+    """A split streamed from a memory-mapped .npy (dlcli.data.lazy) holds the int64 row
+    numbers of its rows and the labels; its one-hot rows are made per batch."""
+    from dlcli.data import lazy
+    monkeypatch.setattr(lazy, "STREAM_BYTES", 0)
+    np.save(tmp_path / "x.npy", np.ones((100, 12), dtype=np.float32))
+    np.save(tmp_path / "y.npy", np.arange(100) % 3)
+    spec = {"source": str(tmp_path), "validation_split": 0.2}
+    splits = prepare_data(spec, ROOT, 0, dtype=np.float32)
+    assert lazy.is_lazy(splits.x_train)
+    # 100 row numbers (80 + 20, none for test) and 100 labels, each int64
+    assert footprint.prepared_bytes(splits) == 100 * 8 + 100 * 8
+    assert footprint.one_hot_bytes(splits, np.float32) == 0
+    monkeypatch.setattr(lazy, "STREAM_BYTES", 2**62)
+    splits = prepare_data(spec, ROOT, 0, dtype=np.float32)
+    assert footprint.prepared_bytes(splits) == 100 * 12 * 4 + 100 * 8
+    assert footprint.one_hot_bytes(splits, np.float32) == 100 * 3 * 4
+
+
 def test_available_memory_is_the_smallest_limit():
     meminfo = pathlib.Path("/proc/meminfo").read_text()
     mem_available = int(re.search(r"MemAvailable:\s+(\d+)", meminfo).group(1)) * 1024
