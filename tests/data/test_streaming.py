@@ -247,3 +247,58 @@ def test_resident_bytes_count_only_what_the_process_holds(tmp_path):
     assert lazy.resident_bytes(lazy.Rows(mapped, index, None, np.float64)) == len(index) * 8
     assert lazy.resident_bytes(lazy.Rows(mapped, None, None, np.float64)) == 0
     assert lazy.resident_bytes(lazy.OneHotRows(np.arange(50) % 3, 3)) == 50 * 8
+
+
+@pytest.mark.parametrize("task", ["classification", "reconstruction"])
+def test_eval_of_streamed_data_is_eval_in_memory(tmp_path, monkeypatch, task):
+    from dlcli.config.resolve import resolve
+    from dlcli.train.session import train
+    from dlcli.use.evaluate import evaluate_run, load_run
+
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(300, 6))
+    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0] > 0).astype(int) + (x[:, 1] > 0))
+    config = _mlp(tmp_path / "d.npz", "mse", epochs=1)
+    config["data"]["test_split"] = 0.2
+    if task == "reconstruction":
+        config["task"] = "reconstruction"
+        config["model"]["layers"] = [{"type": "dense", "units": 3, "activation": "tanh"},
+                                     {"type": "dense", "units": 6}]
+    train(resolve(config), run_dir=tmp_path / "run", threads=1)
+    run = load_run(tmp_path / "run")
+    kept = evaluate_run(run, "test", batch_size=16)
+    monkeypatch.setattr(lazy, "STREAM_BYTES", 0)
+    streamed = evaluate_run(run, "test", batch_size=16)
+    assert streamed.keys() == kept.keys()
+    for key, value in kept.items():
+        if task == "reconstruction" and key in ("mse", "mae"):
+            # summed batch by batch instead of np.mean over the whole split
+            assert streamed[key] == pytest.approx(value, rel=1e-12)
+        elif key != "pca":
+            assert streamed[key] == value, key
+
+
+def test_data_parallel_training_streams_the_same_batches(tmp_path, monkeypatch):
+    from dlcli.config.resolve import resolve
+    from dlcli.parallel import Plan
+    from dlcli.parallel.comm import Local
+    from dlcli.train import session
+
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(200, 6)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0] > 0).astype(int) + (x[:, 1] > 0))
+    weights = []
+    for bar in (2**40, 0):
+        monkeypatch.setattr(lazy, "STREAM_BYTES", bar)
+        cfg = resolve(_mlp(tmp_path / "d.npz"))
+        prep = session.prepare(cfg, 1)
+        optimizer, rng_train = session.initialize(cfg, prep.model, 1)
+        trainer = Plan(Local(), 4, "tree").make_trainer(
+            prep.model, prep.loss, optimizer, task=prep.task, batch_size=16, epochs=2,
+            rng=rng_train, seed=1)
+        y = session.targets(prep.splits, prep.task, np.float32, prep.loss)[0]
+        trainer.fit(prep.splits.x_train.astype(np.float32), y)
+        weights.append([p.copy() for _, p, _ in prep.model.parameters()])
+    assert isinstance(prep.splits.x_train, lazy.Rows)
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
