@@ -10,23 +10,16 @@ import math
 
 import numpy as np
 
-from dlcli.data.lazy import is_lazy, is_mapped
+from dlcli.data.lazy import is_lazy, resident_bytes
 
 # One class name: a short str object and its slot in the list of names.
 CLASS_NAME_BYTES = 64
 
 
 def held_bytes(arrays) -> int:
-    """Bytes of anonymous memory the ``arrays`` hold (None entries are skipped)."""
-    total = 0
-    for a in arrays:
-        if a is None or is_mapped(a):
-            continue
-        if is_lazy(a):  # rows read a batch at a time: only its row numbers are held
-            total += held_bytes([getattr(a, "index", None), getattr(a, "labels", None)])
-        else:
-            total += int(a.nbytes)
-    return total
+    """Bytes of anonymous memory the ``arrays`` hold (None entries hold none), each as
+    :func:`dlcli.data.lazy.resident_bytes` counts it."""
+    return sum(resident_bytes(a) for a in arrays)
 
 
 def prepared_bytes(splits) -> int:
