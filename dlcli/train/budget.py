@@ -48,7 +48,10 @@ def _cgroup_room() -> list[int]:
     """Limit less use of this process's memory cgroup and each cgroup above it."""
     room = []
     for line in (_read("/proc/self/cgroup") or "").splitlines():
-        _, controllers, path = line.split(":", 2)
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue
+        _, controllers, path = fields
         if controllers == "":  # v2
             folder, limit, usage = CGROUP_ROOT, "memory.max", "memory.current"
         elif "memory" in controllers.split(","):
@@ -84,7 +87,10 @@ class MemoryBudget:
         if not source.startswith("synthetic:"):
             return
         from dlcli.data.synthetic import validate_params
+        from dlcli.registry import DATASETS
         name = source[len("synthetic:"):]
+        if name not in DATASETS:
+            return  # refused with its own message when the data are made
         params, problems = validate_params(name, config["data"].get("params") or {})
         if problems:
             return  # refused with its own message when the data are made
