@@ -249,16 +249,16 @@ class Model:
             dy = op.backward(dy)
             if dy is None:
                 break
-        for layer in self.layers:
-            if layer.grads:
-                layer.settle_grads()
 
-    def zero_grad(self, lazy: bool = False) -> None:
-        """Zero every gradient; ``lazy`` leaves the buffers to the next :meth:`backward`,
-        which overwrites each gradient it reaches and zeroes the others (the trainer's
-        per-step form: it saves a pass over all gradients)."""
+    def zero_grad(self) -> None:
+        """Zero every gradient (``backward`` adds into them): one fill of the packed
+        gradient buffer when the model has one."""
+        flat = self.flat_buffers()
+        if flat is not None:
+            flat.grads.fill(0)
+            return
         for layer in self.layers:
-            layer.zero_grad(lazy)
+            layer.zero_grad()
 
     def parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """(``<layer>.<param>``, param, grad) for every parameter, in layer order."""

@@ -81,9 +81,9 @@ class _ConvBase(Layer):
         return self._workspace if training else None
 
     def _accumulate(self, dweight, dbias) -> None:
-        self._add_array("weight", dweight)
+        self.grads["weight"] += dweight
         if dbias is not None:
-            self._add_array("bias", dbias)
+            self.grads["bias"] += dbias
 
     def get_config(self) -> dict:
         config = {"type": self.type_name, "filters": self.filters,

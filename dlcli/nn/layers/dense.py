@@ -80,23 +80,33 @@ class Dense(Layer):
         return y
 
     def backward(self, dy):
-        x = self._x
+        x, grads = self._x, self.grads
         if self.update == "unit_norm":
             sq = np.sum(x * x, axis=1, keepdims=True)
             if self.use_bias:
                 sq += 1
             inv_norm = 1 / np.sqrt(np.maximum(sq, np.finfo(x.dtype).tiny))
             scaled = dy * inv_norm
-            self._add_matmul("weight", scaled.T, x)
+            grads["weight"] += matmul(scaled.T, x)
             if self.use_bias:
-                self._add_sum("bias", scaled, 0)
+                grads["bias"] += np.sum(scaled, axis=0)
         else:
-            self._add_matmul("weight", dy.T, x)
+            grads["weight"] += matmul(dy.T, x)
             if self.use_bias:
-                self._add_row_sum("bias", dy)
+                grads["bias"] += self._column_sums(dy)
         if not self.need_input_grad:
             return None
         return matmul(dy, self.params["weight"]).reshape(self._input_shape)
+
+    def _column_sums(self, dy):
+        """``dy.sum(axis=0)`` as the product ``1ᵀ dy``: one BLAS call, faster than NumPy's
+        column sum, and summed over the batch as the weight gradient's product sums."""
+        ones = self._ones
+        if ones is None or len(ones) != len(dy) or ones.dtype != dy.dtype:
+            ones = self._ones = np.ones(len(dy), dy.dtype)
+        return matmul(ones, dy)
+
+    _ones = None
 
     def get_config(self):
         config = {**super().get_config(), "units": self.units, "activation": self.activation_spec,
