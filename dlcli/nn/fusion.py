@@ -16,7 +16,9 @@ with the output activation is :func:`dlcli.nn.losses.fuse_output`'s business.
 import numpy as np
 
 from dlcli.nn.activations import Activation
-from dlcli.nn.functional.conv_stride1 import pools_in_place
+from dlcli.nn.functional.conv import conv2d_backward, conv2d_forward
+from dlcli.nn.functional.conv_stride1 import WideOutput, pools_in_place
+from dlcli.nn.functional.pooling import maxpool2d_planes, maxpool2d_planes_backward
 from dlcli.nn.layers.base import Layer
 
 
@@ -42,7 +44,7 @@ def notes(steps: list) -> dict:
     found = {}
     for step in steps:
         if isinstance(step, ConvThenPool):
-            if step.pool.read_in_place:
+            if step.handed_over:
                 found[step.pool] = {"fused_with": step.conv.name}
             step = step.after
         if isinstance(step, PoolThenReLU) and step.swapped:
@@ -99,7 +101,13 @@ class PoolThenReLU:
         self.swapped = x.ndim == 4 and self.covers(self.pool, x.shape[2:])
         if not self.swapped:
             return self.pool.forward(self.relu.forward(x, training), training)
-        y = self.relu.forward(self.pool.forward(x, training), training)
+        return self.relu_after_pool(self.pool.forward(x, training), training)
+
+    def relu_after_pool(self, pooled: np.ndarray, training: bool) -> np.ndarray:
+        """The ReLU of the pooled values, with the pooling's argmax set to 0 where the
+        output is 0 (what the written order's tie rule gives)."""
+        self.swapped = True
+        y = self.relu.forward(pooled, training)
         argmax = self.pool.argmax
         np.multiply(argmax, np.greater(y, 0), out=argmax)
         return y
@@ -114,18 +122,24 @@ class ConvThenPool:
     """A conv2d whose output goes straight into a max pooling with tiling windows (stride
     = pool size, no padding), directly or through a :class:`PoolThenReLU`.
 
-    In training the pooling reads its windows where the convolution's product left them and
-    writes its gradient where the convolution's backward reads it
-    (:class:`~dlcli.nn.functional.conv_stride1.WideOutput`): the copy of the output into (N, F, H, W) and
-    the copy of its gradient back are skipped. The values are the same ones either way,
-    bit for bit; only the layout they travel in changes. The convolution decides per batch
-    (its stride-1 path, windows that cover its output exactly); otherwise, and outside
-    training, the ops run one after the other.
+    In training this step runs the two layers' kernels itself: the pooling reads its
+    windows where the convolution's product left them and writes its gradient where the
+    convolution's backward reads it (:class:`~dlcli.nn.functional.conv_stride1.WideOutput`),
+    so the copy of the output into (N, F, H, W) and the copy of its gradient back are
+    skipped. It uses the layers' parameters, gradients and workspaces and sets what the
+    pooling layer shows after a forward (``argmax``, ``forward_input_hw``), so the values
+    are the same ones as the layers run one by one, bit for bit; only the layout they
+    travel in changes. The convolution's kernel decides per batch (its stride-1 path,
+    windows that cover its output exactly); otherwise, and outside training, the ops run
+    one after the other.
     """
 
     def __init__(self, conv: Layer, after):
         self.conv, self.after = conv, after
         self.pool = after.pool if isinstance(after, PoolThenReLU) else after
+        self.handed_over = False  # whether the latest forward pooled in place
+        self._cache = None  # the convolution kernel's cache, when this step ran it
+        self._wide = None
 
     @staticmethod
     def applies(conv, op) -> bool:
@@ -152,10 +166,43 @@ class ConvThenPool:
                               conv.padding, pool.pool)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        y = self.conv.forward(x, training, wide_for=self.pool.pool) if training \
-            else self.conv.forward(x, training)
-        return self.after.forward(y, training)
+        self.handed_over, self._cache, self._wide = False, None, None
+        if not training:
+            return self.after.forward(self.conv.forward(x, training), training)
+        conv, pool = self.conv, self.pool
+        y, self._cache = conv2d_forward(
+            np.asarray(x, dtype=conv.dtype), conv.params["weight"], conv.params.get("bias"),
+            conv.strides, conv.padding, flip_kernel=conv.flip_kernel,
+            workspace=conv.workspace, wide_for=pool.pool)
+        if not isinstance(y, WideOutput):
+            return self.after.forward(y, training)
+        self.handed_over, self._wide = True, y
+        (ph, pw), (n, f, h, w) = pool.pool, y.shape  # the windows tile y exactly
+        pooled, pool.argmax = maxpool2d_planes(y.pool_planes(pool.pool),
+                                               (n, f, h // ph, w // pw), pool.workspace)
+        pool.forward_input_hw = (h, w)
+        if isinstance(self.after, PoolThenReLU):
+            return self.after.relu_after_pool(pooled, training)
+        return pooled
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        dy = self.after.backward(dy)
-        return None if dy is None else self.conv.backward(dy)
+        conv = self.conv
+        if self._cache is None:  # an evaluation forward: the layers ran one by one
+            dy = self.after.backward(dy)
+            return None if dy is None else conv.backward(dy)
+        if self.handed_over:
+            if isinstance(self.after, PoolThenReLU):
+                dy = self.after.relu.backward(dy)
+            pool = self.pool
+            maxpool2d_planes_backward(np.asarray(dy, dtype=pool.dtype), pool.argmax,
+                                      self._wide.grad_planes(pool.pool), pool.workspace)
+            dy = self._wide.gradient()
+        else:
+            dy = self.after.backward(dy)
+            if dy is None:
+                return None
+            dy = np.asarray(dy, dtype=conv.dtype)
+        dx, dweight, dbias = conv2d_backward(dy, self._cache, need_input_grad=conv.need_input_grad,
+                                             workspace=conv.workspace)
+        conv.accumulate(dweight, dbias)
+        return dx

@@ -419,10 +419,10 @@ def test_buffers_are_reused_and_outputs_not_clobbered(factory):
     x1, x2 = rng.standard_normal((2, 2, 2, 6, 5))
     y1 = layer.forward(x1)
     y1_copy = y1.copy()
-    buffers = {k: id(v) for k, v in layer._workspace.items()}
+    buffers = {k: id(v) for k, v in layer.workspace.items()}
     layer.forward(x2)
     np.testing.assert_array_equal(y1, y1_copy)
-    assert {k: id(v) for k, v in layer._workspace.items()} == buffers
+    assert {k: id(v) for k, v in layer.workspace.items()} == buffers
     # Another batch size reallocates and still computes the right thing.
     y_small = layer.forward(x1[:1])
     np.testing.assert_allclose(y_small, y1_copy[:1], atol=1e-12)

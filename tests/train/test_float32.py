@@ -104,5 +104,5 @@ def test_no_float64_in_a_float32_step(case, optimizer):
             _check(f"optimizer state {key}.{name}", value)
     # The buffers a layer keeps between steps (im2col columns, GEMM outputs) too.
     for layer in model.layers:
-        for name, value in getattr(layer, "_workspace", {}).items():
+        for name, value in getattr(layer, "workspace", {}).items():
             _check(f"{layer.name} workspace {name}", value)
