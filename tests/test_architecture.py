@@ -85,9 +85,9 @@ FUSION = {"dlcli.nn.fusion", "dlcli.nn.functional.conv_stride1"}
 OWNED_NAMES = {"ConvThenPool": FUSION, "PoolThenReLU": FUSION, "WideOutput": FUSION,
                "WideGradient": FUSION,
                "wide_for": FUSION | {"dlcli.nn.functional.conv"}}
-OWNED_ATTRIBUTES = {"_plan": {"dlcli.nn.model"}, "_plans": {"dlcli.nn.model"},
-                    "_flat": {"dlcli.nn.model"}, "_pack_parameters": {"dlcli.nn.model"},
-                    "__array_interface__": set()}
+MODEL = {"dlcli.nn.model"}
+OWNED_ATTRIBUTES = {"_plan": set(), "_plans": MODEL, "_attached": MODEL, "_layer_of": MODEL, "_flat": MODEL,
+                    "_pack_parameters": MODEL, "__array_interface__": set()}
 
 
 def names_used(path: pathlib.Path) -> tuple[set[str], set[str]]:

@@ -1,9 +1,10 @@
 """The engine's fused pairs: the ONLY place that knows them.
 
 A model runs its ops (layers and their activations) in order; :func:`plan` replaces pairs
-that can run faster together by one object with the same ``forward(x, training)`` /
-``backward(dy)`` contract, and :func:`notes` says what each did, so ``dlcli time`` and
-``dlcli shapes`` describe them without knowing these classes:
+that can run faster together by one step with the same ``forward(x, training)`` /
+``backward(dy)`` contract. Each such step lists the ``ops`` it runs and ``describe()``s what
+it did; :func:`notes` gathers those, so ``dlcli time`` and ``dlcli shapes`` describe the
+fused pairs without knowing these classes:
 
 * :class:`PoolThenReLU`: a ReLU directly followed by max pooling runs after it.
 * :class:`ConvThenPool`: a conv2d whose output goes straight into a tiling max pooling hands
@@ -43,12 +44,8 @@ def notes(steps: list) -> dict:
     ``{"runs_after": <pool name>}``."""
     found = {}
     for step in steps:
-        if isinstance(step, ConvThenPool):
-            if step.handed_over:
-                found[step.pool] = {"fused_with": step.conv.name}
-            step = step.after
-        if isinstance(step, PoolThenReLU) and step.swapped:
-            found[step.relu] = {"runs_after": step.pool.name}
+        if isinstance(step, (ConvThenPool, PoolThenReLU)):
+            found.update(step.describe())
     return found
 
 
@@ -60,7 +57,7 @@ def relu_runs_pooled(op, pool, input_hw) -> bool:
 
 def conv_hands_over(conv, input_shape, following) -> bool:
     """Whether ``conv`` (input ``input_shape``, batch axis excluded) hands its output to the
-    pooling among the layers ``following`` in its product layout in training."""
+    pooling among the ops ``following`` it in its product layout in training."""
     return ConvThenPool.hands_over(conv, input_shape, following)
 
 
@@ -85,7 +82,12 @@ class PoolThenReLU:
 
     def __init__(self, relu: Activation, pool: Layer):
         self.relu, self.pool = relu, pool
+        self.ops = (relu, pool)
         self.swapped = False
+
+    def describe(self) -> dict:
+        """``{relu: {"runs_after": pool name}}`` when the latest forward swapped the pair."""
+        return {self.relu: {"runs_after": self.pool.name}} if self.swapped else {}
 
     @staticmethod
     def applies(relu, pool) -> bool:
@@ -137,9 +139,18 @@ class ConvThenPool:
     def __init__(self, conv: Layer, after):
         self.conv, self.after = conv, after
         self.pool = after.pool if isinstance(after, PoolThenReLU) else after
+        self.ops = (conv, *after.ops) if isinstance(after, PoolThenReLU) else (conv, after)
         self.handed_over = False  # whether the latest forward pooled in place
         self._cache = None  # the convolution kernel's cache, when this step ran it
         self._wide = None
+
+    def describe(self) -> dict:
+        """``{pool: {"fused_with": conv name}}`` when the latest forward pooled in place,
+        with what a :class:`PoolThenReLU` inside says."""
+        found = {self.pool: {"fused_with": self.conv.name}} if self.handed_over else {}
+        if isinstance(self.after, PoolThenReLU):
+            found.update(self.after.describe())
+        return found
 
     @staticmethod
     def applies(conv, op) -> bool:
@@ -151,13 +162,13 @@ class ConvThenPool:
     @staticmethod
     def hands_over(conv, input_shape, following) -> bool:
         """Whether ``conv`` (input ``input_shape``, batch axis excluded) followed by the
-        layers ``following`` runs fused in training: its output then only ever lives in
+        ops ``following`` runs fused in training: its output then only ever lives in
         its product layout (``dlcli shapes`` counts no activation for it). The pooling is
-        the next layer, or the one after a standalone ``relu`` activation layer."""
-        between = conv.activation
+        the next op, or the one after a ReLU."""
+        following = list(following)
+        between = following.pop(0) if following and isinstance(following[0], Activation) \
+            else None
         pool = following[0] if following else None
-        if between is None and len(following) > 1 and PoolThenReLU.applies(pool, following[1]):
-            between, pool = pool, following[1]
         if not ConvThenPool.applies(conv, pool):
             return False
         if between is not None and not PoolThenReLU.applies(between, pool):

@@ -104,15 +104,14 @@ class Diagnostics(Callback):
     # ---- model walk -------------------------------------------------------------------
     def _discover(self, model):
         tracked = []
-        last = len(model.layers) - 1
-        for i, layer in enumerate(model.layers):
+        for layer in model.layers:
             if isinstance(layer, Activation):
                 layer_part, act = None, layer
             else:
                 layer_part = layer if layer.params else None
-                act = layer.activation
+                act = model.activation_of(layer)
             # An output activation fused into the loss does not run during training.
-            fused = act is not None and i == last and model.fused_output
+            fused = act is not None and act is model.ops[-1] and model.fused_output
             entry = _Tracked(layer.name, layer_part, act, measured=not fused)
             if entry.layer is not None or entry.kind is not None:
                 tracked.append(entry)

@@ -286,9 +286,10 @@ class Trainer:
         for key, param, _ in self.model.parameters():
             if not np.all(np.isfinite(param)):
                 return f" (parameter {key} is non-finite)"
-        for layer, x in self.model.layer_outputs(x):
+        for op, x in self.model.outputs(x):
             if not np.all(np.isfinite(x)):
-                return f" (first non-finite values in the output of layer {layer.name})"
+                name = self.model.layer_of(op).name
+                return f" (first non-finite values in the output of layer {name})"
         return ""
 
     def _diverged(self, epoch, step, what) -> TrainingError:

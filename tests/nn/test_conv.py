@@ -444,8 +444,12 @@ def test_config_round_trip(factory):
 
 
 def test_activation_is_kept_in_config_only():
-    layer = Conv2D(filters=2, kernel_size=3, activation="relu")
-    assert layer.activation_name == "relu" and layer.activation is None
+    # the layer computes the convolution only; the model runs the activation as its own op
+    layer = build(Conv2D(filters=2, kernel_size=3, activation="relu"), (1, 5, 5))
+    assert layer.activation_name == "relu"
+    layer.params["weight"][...] = -1.0
+    layer.params["bias"][...] = 0.0
+    np.testing.assert_array_equal(layer.forward(np.ones((1, 1, 5, 5))), -9.0)
     assert layer.get_config()["activation"] == "relu"
     assert "activation" not in Conv2D(filters=2, kernel_size=3).get_config()
 

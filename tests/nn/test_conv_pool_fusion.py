@@ -38,7 +38,7 @@ def _check_same(layers, input_shape, dtype=np.float64, batches=(5, 5, 3), seed=0
     rng = np.random.default_rng(seed)
     model = built_model(layers, input_shape, dtype, seed)
     twin = built_model(layers, input_shape, dtype, seed)
-    step = model._plan(False)[0]
+    step = model.plan(False)[0]
     handed_back = []
     backward = fusion.conv2d_backward
 
@@ -155,17 +155,17 @@ def test_overlapping_pools_and_other_activations_are_not_paired():
     overlapping = Model.from_config(
         [{"type": "conv2d", "filters": 4, "kernel_size": 3},
          {"type": "maxpool2d", "pool_size": 3, "stride": 2}], (1, 9, 9))
-    assert not any(isinstance(op, ConvThenPool) for op in overlapping._plan(False))
+    assert not any(isinstance(op, ConvThenPool) for op in overlapping.plan(False))
     apart = Model.from_config(
         [{"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "sigmoid"},
          {"type": "maxpool2d", "pool_size": 2}], (1, 10, 10))
-    assert not any(isinstance(op, ConvThenPool) for op in apart._plan(False))
+    assert not any(isinstance(op, ConvThenPool) for op in apart.plan(False))
 
 
 def test_evaluation_and_forward_to_get_plain_arrays():
     model = built_model(_layers(8, 5), (3, 32, 32), np.float32)
     x = np.random.default_rng(1).standard_normal((4, 3, 32, 32)).astype(np.float32)
-    step = model._plan(False)[0]
+    step = model.plan(False)[0]
     evaluated = model.forward(x)
     assert not step.handed_over
     trained = model.forward(x, training=True)

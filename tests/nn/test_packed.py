@@ -63,8 +63,8 @@ def test_packing_keeps_the_initial_values():
     plain = Model.from_config(LAYERS, (7,), np.float32)
     for layer, shape, _ in plain.shapes():
         layer.build(shape, rng, np.float32)
-        if layer.activation is not None:
-            layer.activation.build(layer.output_shape(shape), rng, np.float32)
+        if plain.activation_of(layer) is not None:
+            plain.activation_of(layer).build(layer.output_shape(shape), rng, np.float32)
     for (k1, p1, _), (k2, p2, _) in zip(model.parameters(), plain.parameters()):
         assert k1 == k2
         np.testing.assert_array_equal(p1, p2)

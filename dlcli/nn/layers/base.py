@@ -39,7 +39,6 @@ class Layer:
         self.input_shape: tuple | None = None
         self.dtype = np.float32
         self.need_input_grad = True
-        self.activation = None  # an Activation layer applied after this one, if any
 
     # ---- shape inference (pure) -------------------------------------------------
     def output_shape(self, input_shape: tuple) -> tuple:
