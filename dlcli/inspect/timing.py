@@ -1,7 +1,7 @@
 """``dlcli time``: where the time of one training step goes, per layer and per phase.
 
 The step timed is the trainer's own (``Trainer.train_step``, which ``Trainer.fit`` runs):
-gather a batch with ``np.take`` into reused buffers, zero the gradients, forward to the
+gather a batch with ``np.take`` into reused buffers, forward to the
 logits, loss, backward, the non-finite gradient check, clipping (when configured), the
 optimizer step, then the batch metrics; the step marks the clock after each phase. Each of
 the model's ops (a layer, or the activation attached to one) and each fused step of its
@@ -116,7 +116,7 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
         step.forward = _timed(step.forward, slot, 0)
         step.backward = _timed(step.backward, slot, 1)
 
-    phases = ("data", "zero_grad", "forward", "loss_forward", "loss_backward", "backward",
+    phases = ("data", "forward", "loss_forward", "loss_backward", "backward",
               "gradient_check", "clipping", "optimizer", "metrics")
     clock = time.perf_counter
     params = model.parameters()
@@ -174,7 +174,6 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
     # pooling that read its convolution's output in the product layout.
     fusion_notes = model.fusion_notes()
     add("data", "data", "np.take", totals["data"] * ms, 0.0)
-    add("zero_grad", "step", "zero_grad", totals["zero_grad"] * ms, 0.0)
     total_mult_adds = 0
     for (op, owner, kind), (fwd, bwd) in zip(ops, op_times):
         if kind == "layer":

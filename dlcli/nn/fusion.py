@@ -215,5 +215,5 @@ class ConvThenPool:
             dy = np.asarray(dy, dtype=conv.dtype)
         dx, dweight, dbias = conv2d_backward(dy, self._cache, need_input_grad=conv.need_input_grad,
                                              workspace=conv.workspace)
-        conv.accumulate(dweight, dbias)
+        conv.set_grads(dweight, dbias)
         return dx

@@ -284,8 +284,8 @@ class Model:
                 break
 
     def zero_grad(self) -> None:
-        """Zero every gradient (``backward`` adds into them): one fill of the packed
-        gradient buffer when the model has one."""
+        """Zero every gradient: one fill of the packed gradient buffer when the model has
+        one. Training needs none: ``backward`` writes every gradient."""
         flat = self.flat_buffers()
         if flat is not None:
             flat.grads.fill(0)

@@ -3,7 +3,7 @@
 For each layer with parameters (all of its tensors taken together as one vector θ):
 
   grad_norm     ‖g‖₂ of the batch gradient, averaged over the epoch's optimizer steps
-                (read in ``on_batch_end``: after the step, before the next ``zero_grad``,
+                (read in ``on_batch_end``: after the step, before the next backward,
                 so ``layer.grads`` still holds the gradient the step used, after clipping)
   weight_norm   ‖θ‖₂ at the end of the epoch
   update_ratio  ‖Δθ‖₂ / ‖θ‖₂ of the epoch's last step (Δθ = θ after − θ before it), the

@@ -251,7 +251,8 @@ def test_a_stale_flat_after_a_layer_is_rebuilt_still_updates_every_parameter():
 
 
 class Frozen(Layer):
-    """A layer with a parameter whose backward never writes its gradient."""
+    """A layer with a parameter whose backward never writes its gradient (which the layer
+    contract forbids: Model.zero_grad is then the way to clear it)."""
 
     type_name = "frozen"
 

@@ -1,4 +1,4 @@
-"""One training step (``Trainer.train_step``): gradients zeroed each step and the non-finite
+"""One training step (``Trainer.train_step``): each step's gradients written afresh and the non-finite
 gradient check, on the packed buffers and without them."""
 
 import numpy as np
@@ -69,7 +69,7 @@ def test_a_huge_but_finite_gradient_is_not_reported(packed):
 @pytest.mark.parametrize("packed", [True, False])
 def test_each_steps_gradients_are_that_steps_gradients(packed):
     # after a step, each gradient equals the one a fresh model computes from zeroed buffers
-    # (zero_grad must not leave the previous step's values in)
+    # (nothing zeroes them between steps: backward must not leave the previous step's in)
     model, trainer, x, y = setup(1.0, packed)
     step(model, trainer, x, y)
     step(model, trainer, x * 2, y)

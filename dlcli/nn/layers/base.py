@@ -25,8 +25,9 @@ class Layer:
         pure except in ``maxpool2d``, which records the input shape for ``maxunpool2d``.
       * ``build(input_shape, rng, dtype)`` allocates ``params`` and ``grads`` (same keys).
       * ``forward(x, training)`` caches what ``backward`` needs.
-      * ``backward(dy)`` returns ``dx`` and ADDS into ``grads`` (a parameter reached twice
-        must accumulate). When ``need_input_grad`` is False it may return None.
+      * ``backward(dy)`` returns ``dx`` and WRITES this batch's gradient of every parameter
+        into ``grads`` (in place: they may be views of the model's packed buffer), so no
+        step needs to zero them first. When ``need_input_grad`` is False it may return None.
       * ``get_config()`` returns exactly the keys the registry rebuilds the layer from.
     """
 
@@ -76,7 +77,7 @@ class Layer:
         return {}
 
     def zero_grad(self) -> None:
-        """Zero every gradient (``backward`` adds into them)."""
+        """Zero every gradient."""
         for g in self.grads.values():
             g.fill(0)
 

@@ -82,11 +82,11 @@ class _ConvBase(Layer):
         backward always reuses them (it only follows a training forward in training)."""
         return self.workspace if training else None
 
-    def accumulate(self, dweight, dbias) -> None:
-        """Add a backward's weight and bias gradients into ``grads``."""
-        self.grads["weight"] += dweight
+    def set_grads(self, dweight, dbias) -> None:
+        """Write a backward's weight and bias gradients into ``grads``."""
+        np.copyto(self.grads["weight"], dweight)
         if dbias is not None:
-            self.grads["bias"] += dbias
+            np.copyto(self.grads["bias"], dbias)
 
     def get_config(self) -> dict:
         config = {"type": self.type_name, "filters": self.filters,
@@ -174,7 +174,7 @@ class Conv2D(_ConvBase):
         dx, dweight, dbias = F.conv2d_backward(
             np.asarray(dy, dtype=self.dtype), self._cache,
             need_input_grad=self.need_input_grad, workspace=self.workspace)
-        self.accumulate(dweight, dbias)
+        self.set_grads(dweight, dbias)
         return dx
 
 
@@ -251,5 +251,5 @@ class ConvTranspose2D(_ConvBase):
         dx, dweight, dbias = F.conv_transpose2d_backward(
             np.asarray(dy, dtype=self.dtype), self._cache,
             need_input_grad=self.need_input_grad, workspace=self.workspace)
-        self.accumulate(dweight, dbias)
+        self.set_grads(dweight, dbias)
         return dx
