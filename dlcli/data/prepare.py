@@ -224,11 +224,18 @@ def _load(spec: dict, base_dir, seed: int, targets: bool = True, table=None):
     """(raw dict, where-string for errors, synthetic?) for the spec's source."""
     source = str(spec["source"])
     if not source.lower().endswith(".csv"):  # these keys name CSV columns: never ignored
-        given = [k for k in ("features", "exclude") if spec.get(k)]
+        given = [k for k in ("target", "features", "exclude") if spec.get(k)]
         given += ["missing"] if spec.get("missing", "refuse") != "refuse" else []
         if given:
+            if source.startswith(SYNTHETIC_PREFIX):
+                labels = "it generates its inputs and labels"
+            elif readers.is_idx_path(pathlib.Path(source)):
+                labels = "its labels are the *labels* IDX file beside it"
+            else:
+                labels = "its inputs and labels are the arrays named x and y"
             raise DataError(f"data.{given[0]} applies to the columns of a CSV file; this "
-                            "source holds arrays", where=source)
+                            f"source holds arrays ({labels}): remove data.{given[0]}",
+                            where=source)
     if source.startswith(SYNTHETIC_PREFIX):
         name = source[len(SYNTHETIC_PREFIX) :]
         try:
