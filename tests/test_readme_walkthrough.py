@@ -9,7 +9,9 @@ What is not run, and why:
   every optional package the README installs);
 - ``python -m pytest`` lines are the test suite itself (``.ci/run`` runs the quick start's);
 - ``python tests/golden/make_golden.py`` needs torch==2.13.0 and rewrites the golden files
-  that ``tests/golden`` compares against (it is run by hand when they change).
+  that ``tests/golden`` compares against (it is run by hand when they change);
+- the ```python block (PyTorch loading the exported safetensors) is run, as written, by
+  ``tests/use/test_readme_torch_snippet.py`` where torch is installed.
 
 The quick start runs exactly as written. Elsewhere, every training command (``dlcli train``
 or ``dlcli sweep`` of a shipped config or spec, under ``mpiexec`` too) gets

@@ -6,12 +6,14 @@ NHW, NHWC or NCHW (``data.layout``); synthetic ``images`` are NHWC.
 
 import csv
 import dataclasses
+import functools
 import pathlib
 
 import numpy as np
 
-from dlcli.data import readers
+from dlcli.data import lazy, readers
 from dlcli.data.encoding import encode_labels
+from dlcli.data.mapped import read_npy_dir
 from dlcli.data.layout import _to_internal, detect_layout  # noqa: F401 (detect_layout re-exported)
 from dlcli.data.normalize import Normalizer
 from dlcli.errors import DataError
@@ -83,6 +85,10 @@ def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = Tr
         raise DataError("the file holds inputs but no targets (for an autoencoder, which "
                         "reconstructs its inputs, set task: reconstruction)", where=where)
     x_test, y_test = raw.get("x_test"), raw.get("y_test")
+    streamed = lazy.is_mapped(x) and x.nbytes >= lazy.STREAM_BYTES
+    if not streamed:  # a small file is read into memory: its epochs need no conversion
+        x, x_test = (None if a is None else np.array(a) if lazy.is_mapped(a) else a
+                     for a in (x, x_test))
 
     x = _to_internal(x, "x", layout, where, synthetic, cast=False)  # cast per split below
     if x_test is not None:
@@ -126,14 +132,18 @@ def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = Tr
         from dlcli.data.tabular import fill_missing
         fill_missing(x, raw["table"], train_idx, where)  # data.missing: mean
     normalizer = Normalizer.fit(spec.get("normalize", "none"), x, train_idx)
+    # A memory-mapped file of STREAM_BYTES or more stays on disk: each split is the raw map
+    # and its row numbers, normalized and cast a batch at a time (dlcli.data.lazy).
+    split = (functools.partial(_lazy_split, normalizer=normalizer, dtype=dtype) if streamed
+             else functools.partial(normalizer.transform, dtype=dtype))
     if x_test is None:
-        x_test, y_test = normalizer.transform(x, test_idx, dtype), y[test_idx]
+        x_test, y_test = split(x, test_idx), y[test_idx]
     else:
-        x_test = normalizer.transform(x_test, None, dtype)
+        x_test = split(x_test, None)
     return Splits(
-        x_train=normalizer.transform(x, train_idx, dtype),
+        x_train=split(x, train_idx),
         y_train=y[train_idx],
-        x_val=normalizer.transform(x, val_idx, dtype),
+        x_val=split(x, val_idx),
         y_val=y[val_idx],
         x_test=x_test,
         y_test=y_test,
@@ -145,6 +155,12 @@ def prepare(spec: dict, base_dir: pathlib.Path, seed: int, *, targets: bool = Tr
         warnings=list(raw.get("warnings", [])),
         first_rows=first_rows,
     )
+
+
+def _lazy_split(x, index, normalizer, dtype):
+    if dtype is None and normalizer.kind != "none":
+        raise ValueError("a normalized copy needs a floating dtype")
+    return lazy.Rows(x, index, normalizer, dtype)
 
 
 def load_inputs(path, spec: dict, base_dir: pathlib.Path | None = None, feature_names=None,
@@ -224,6 +240,10 @@ def _load(spec: dict, base_dir, seed: int, targets: bool = True, table=None):
             raise DataError(f"bad parameters for {source}: {exc}", where="data.params") from None
         return {"x": np.asarray(x), "y": np.asarray(y)}, source, True
     path = _resolve(source, base_dir)
+    if path.is_dir() and (path / "x.npy").is_file():  # a folder of .npy files, mapped
+        raw = read_npy_dir(path)
+        readers.check_arrays(raw, path, ("x", "y") if targets else ("x",))
+        return raw, str(path), False
     if path.is_dir():
         path = _mnist_in_dir(path)
     if path.suffix.lower() == ".csv":
@@ -234,7 +254,7 @@ def _load(spec: dict, base_dir, seed: int, targets: bool = True, table=None):
         return raw, str(path), False
     raw = readers.read_array_file(path, spec.get("target"), targets=targets)
     for key in ("x", "x_test"):
-        if key in raw:
+        if key in raw and path.suffix.lower() not in (".npz", ".npy"):  # those were checked
             readers.check_finite(np.asarray(raw[key]), path, name=key)
     return raw, str(path), False
 

@@ -1,33 +1,25 @@
-"""Readers for data files: .npz, .csv and MNIST's IDX format (raw or gzipped).
+"""Readers for data files: .npz and .npy (memory-mapped where stored uncompressed), .csv, and
+MNIST's IDX format (raw or gzipped, in dlcli.data.idx).
 
 Every error is a DataError whose ``where`` names the file (and, for CSV, the row: the
 1-based line number in the file, header = row 1, as a spreadsheet numbers it).
 """
 
 import csv
-import gzip
 import pathlib
 import re
-import struct
 import zipfile
 import zlib
 
 import numpy as np
 
+from dlcli.data.idx import GZIP_MAGIC, IDX_DTYPES, is_idx_path, read_idx, read_idx_set  # noqa: F401
+from dlcli.data.mapped import check_file as _check_file
+from dlcli.data.mapped import load_npy, map_npz
 from dlcli.errors import DataError
 
 NPZ_KEYS = ("x", "y", "x_test", "y_test", "class_names")
 
-# IDX type byte -> big-endian dtype (http://yann.lecun.com/exdb/mnist/).
-IDX_DTYPES = {
-    0x08: np.dtype(">u1"),
-    0x09: np.dtype(">i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 def read_npz(path, required=("x", "y")) -> dict[str, np.ndarray]:
@@ -48,6 +40,10 @@ def read_npz(path, required=("x", "y")) -> dict[str, np.ndarray]:
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataError("expected an .npz archive of named arrays, found a single .npy array", where=str(path))
     out: dict[str, np.ndarray] = {}
+    try:  # uncompressed members are memory-mapped: read a batch at a time, never whole
+        mapped = map_npz(path)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        mapped = {}
     with archive:
         missing = [k for k in required if k not in archive.files]
         if missing:
@@ -63,7 +59,7 @@ def read_npz(path, required=("x", "y")) -> dict[str, np.ndarray]:
             if key not in archive.files:
                 continue
             try:
-                out[key] = archive[key]
+                out[key] = mapped[key] if key in mapped else archive[key]
             except ValueError as exc:
                 # allow_pickle=False refuses object arrays: report, never unpickle.
                 raise DataError(
@@ -73,6 +69,13 @@ def read_npz(path, required=("x", "y")) -> dict[str, np.ndarray]:
                 ) from None
             except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
                 raise DataError(f"array {key!r} is damaged ({exc})", where=str(path)) from None
+    check_arrays(out, path, required)
+    return out
+
+
+def check_arrays(out: dict, path, required=("x", "y")) -> None:
+    """The checks every array file passes: x and y (and x_test, y_test) paired with as many
+    samples, numeric, finite features; class_names a 1-D array of strings."""
     if "y" in required and ("x_test" in out) != ("y_test" in out):
         raise DataError("x_test and y_test must be given together", where=str(path))
     for xk, yk in (("x", "y"), ("x_test", "y_test")):
@@ -97,7 +100,6 @@ def read_npz(path, required=("x", "y")) -> dict[str, np.ndarray]:
                 f"class_names must be a 1-D array of strings; got dtype {names.dtype} shape {names.shape}",
                 where=str(path),
             )
-    return out
 
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or an empty zip
@@ -253,52 +255,6 @@ def _parse_targets(cells, names, lines, where) -> np.ndarray:
     return y
 
 
-def read_idx(path) -> np.ndarray:
-    """Read one array in MNIST's IDX format, gzipped or not (detected by magic bytes).
-
-    Layout: two zero bytes, a type byte (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
-    0x0D float32, 0x0E float64), the number of dimensions, one big-endian uint32 per
-    dimension, then the values in row-major order. Returns the array in native byte order.
-    """
-    path = pathlib.Path(path)
-    _check_file(path)
-    where = str(path)
-    try:
-        raw = path.read_bytes()
-        if raw[:2] == GZIP_MAGIC:
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"damaged or truncated gzip data ({exc})", where=where) from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
-        raise DataError(
-            "not an IDX file (expected magic bytes 00 00 <type> <ndim> with type one of "
-            "08 09 0B 0C 0D 0E)",
-            where=where,
-        )
-    dtype, ndim = IDX_DTYPES[raw[2]], raw[3]
-    header_size = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header_size:
-        raise DataError(f"truncated IDX header ({len(raw)} bytes for {ndim} dimensions)", where=where)
-    shape = struct.unpack(f">{ndim}I", raw[4:header_size])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    got = len(raw) - header_size
-    if got != expected:
-        problem = "truncated" if got < expected else "has trailing bytes"
-        raise DataError(
-            f"{problem}: shape {tuple(shape)} needs {expected} data bytes, found {got}", where=where
-        )
-    array = np.frombuffer(raw, dtype=dtype, offset=header_size).reshape(shape)
-    return array.astype(dtype.newbyteorder("="))
-
-
-def is_idx_path(path) -> bool:
-    """True for names like train-images-idx3-ubyte, *.idx, *.idx3-ubyte.gz."""
-    name = pathlib.Path(path).name.lower()
-    if name.endswith(".gz"):
-        name = name[:-3]
-    return name.endswith(".idx") or name.endswith("-ubyte") or bool(re.search(r"idx\d", name))
-
-
 def read_array_file(path, target=None, *, targets: bool = True) -> dict:
     """Read any supported data file into a dict of arrays, dispatching on the file name.
 
@@ -313,6 +269,10 @@ def read_array_file(path, target=None, *, targets: bool = True) -> dict:
     suffix = path.suffix.lower()
     if suffix == ".npz":
         return read_npz(path, required=("x", "y") if targets else ("x",))
+    if suffix == ".npy":  # inputs only (an autoencoder's data), memory-mapped
+        out = {"x": load_npy(path)}
+        check_arrays(out, path, ("x",))
+        return out
     if suffix == ".csv":
         if not targets:
             target = [] if target is None else [target] if isinstance(target, str) else target
@@ -321,63 +281,23 @@ def read_array_file(path, target=None, *, targets: bool = True) -> dict:
     if is_idx_path(path):
         return read_idx_set(path)
     raise DataError(
-        "unsupported file type; expected .npz, .csv or IDX (.idx, *-ubyte, optionally .gz)",
+        "unsupported file type; expected .npz, .npy, .csv or IDX (.idx, *-ubyte, optionally "
+        ".gz)",
         where=str(path),
     )
-
-
-def read_idx_set(path) -> dict:
-    """An IDX images file with its labels (and test pair) when they sit beside it."""
-    path = pathlib.Path(path)
-    out = {"x": read_idx(path)}
-    labels = _sibling(path, "images", "labels")
-    if labels is None:
-        return out
-    out["y"] = _idx_labels(labels, out["x"], path)
-    if "train" in path.name:
-        test_images = _sibling(path, "train", "t10k")
-        test_labels = _sibling(labels, "train", "t10k")
-        if test_images is not None and test_labels is not None:
-            out["x_test"] = read_idx(test_images)
-            out["y_test"] = _idx_labels(test_labels, out["x_test"], test_images)
-    return out
-
-
-def _idx_labels(labels_path, images, images_path) -> np.ndarray:
-    y = read_idx(labels_path)
-    if y.shape[0] != images.shape[0]:
-        raise DataError(
-            f"holds {y.shape[0]} labels but {images_path.name} holds {images.shape[0]} images",
-            where=str(labels_path),
-        )
-    return y
-
-
-def _sibling(path: pathlib.Path, old: str, new: str) -> pathlib.Path | None:
-    """The file named like ``path`` with ``old`` replaced by ``new`` (idx3 -> idx1 for labels)."""
-    if old not in path.name:
-        return None
-    name = path.name.replace(old, new)
-    if new == "labels":
-        name = re.sub(r"idx\d", "idx1", name)
-    candidate = path.with_name(name)
-    return candidate if candidate.is_file() else None
 
 
 def check_finite(x: np.ndarray, path, *, name: str = "x", lines=None) -> None:
     """Raise DataError naming the file and the first sample (or CSV row) with NaN or inf."""
     if x.dtype.kind not in "fc" or x.size == 0:
         return
-    bad = ~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
+    rows = max(1, (1 << 22) // max(1, x[0].size))  # a block at a time: x may be a file's map
+    for start in range(0, len(x), rows):
+        bad = ~np.isfinite(x[start:start + rows].reshape(-1, x[0].size)).all(axis=1)
+        if bad.any():
+            break
     if bad.any():
-        i = int(np.argmax(bad))
+        i = start + int(np.argmax(bad))
         if lines is not None:
             raise DataError("features contain NaN or infinite values", where=f"{path}: row {lines[i]}")
         raise DataError(f"{name} contains NaN or infinite values (first at sample {i})", where=str(path))
-
-
-def _check_file(path: pathlib.Path) -> None:
-    if not path.exists():
-        raise DataError("no such file", where=str(path))
-    if not path.is_file():
-        raise DataError("not a file", where=str(path))

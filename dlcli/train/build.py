@@ -9,6 +9,7 @@ from dlcli.config.resolve import Config, build_model, compute_dtype, infer_task,
     pairing_warnings, to_internal_shape
 from dlcli.errors import unknown_key_message
 from dlcli.config.schedule import validate_schedule
+from dlcli.data.lazy import value_range
 from dlcli.errors import ConfigError, DataError
 from dlcli.nn.layers.base import display_shape, size_of
 from dlcli.nn.losses import fuse_output
@@ -97,9 +98,9 @@ def _check_probability_targets(config, splits, task):
         arrays = (splits.x_train, splits.x_val, splits.x_test)
     else:
         arrays = (splits.y_train, splits.y_val, splits.y_test)
-    arrays = [np.asarray(a) for a in arrays if a is not None and np.size(a)]
-    low = min(float(a.min()) for a in arrays)
-    high = max(float(a.max()) for a in arrays)
+    ranges = [value_range(a) for a in arrays if a is not None and len(a) and a.size]
+    low = min(lo for lo, _ in ranges)
+    high = max(hi for _, hi in ranges)
     if low >= 0 and high <= 1:
         return
     if task == "reconstruction":
@@ -185,6 +186,7 @@ def targets(splits, task, dtype, loss=None):
     categorical cross-entropy, one-hot rows for any other loss on class labels (notes
     1.6.2), the inputs themselves for reconstruction."""
     from dlcli.data.encoding import one_hot
+    from dlcli.data.lazy import OneHotRows, is_lazy
     from dlcli.train.metrics import prepare_targets
     pick = (lambda x, y: x) if task == "reconstruction" else (lambda x, y: y)
     out = [prepare_targets(pick(x, y), task, dtype) for x, y in
@@ -192,7 +194,9 @@ def targets(splits, task, dtype, loss=None):
             (splits.x_test, splits.y_test))]
     if task == "classification" and loss is not None and loss.name != "categorical_crossentropy":
         k = len(splits.class_names)
-        out = [one_hot(y, k, dtype=dtype) for y in out]
+        # streamed data: one-hot rows made per batch, not an N x k array
+        encode = OneHotRows if is_lazy(splits.x_train) else one_hot
+        out = [encode(y, k, dtype=dtype) for y in out]
     return out
 
 

@@ -131,15 +131,26 @@ def evaluate(model, loss, x, y, task, batch_size=1024, n_classes=None, full=Fals
     """Mean loss and task metrics over a split. ``full`` adds per-class tables."""
     if len(x) == 0:
         return {}
-    total, outs = 0.0, []
+    # Targets read per batch from a file (dlcli.data.lazy): a reconstruction's outputs are
+    # as large as the data, so its errors are summed batch by batch instead of kept.
+    streamed = task == "reconstruction" and not isinstance(y, np.ndarray)
+    total, outs, sums = 0.0, [], np.zeros(2)
     for start in range(0, len(x), batch_size):
         xb = np.ascontiguousarray(x[start:start + batch_size], dtype=model.dtype)
         yb = y[start:start + batch_size]
         logits = model.forward(xb, training=False, logits=True)
         total += loss.forward(logits, yb) * len(xb)
-        outs.append(loss.output(logits))
-    output = np.concatenate(outs)
-    metrics = full_metrics(task, output, y, n_classes)
+        if streamed:
+            err = (loss.output(logits).reshape(len(xb), -1).astype(np.float64)
+                   - yb.reshape(len(xb), -1).astype(np.float64))
+            sums += (np.sum(err ** 2), np.sum(np.abs(err)))
+        else:
+            outs.append(loss.output(logits))
+    if streamed:
+        size = len(x) * int(np.prod(x.shape[1:]))
+        metrics = {"mse": float(sums[0] / size), "mae": float(sums[1] / size)}
+    else:  # one-hot rows made per batch: score their labels
+        metrics = full_metrics(task, np.concatenate(outs), getattr(y, "labels", y), n_classes)
     if not full:  # per epoch: the scalars each task logs
         metrics = {k: metrics[k] for k in SPLIT_METRICS[task] if k in metrics}
     return {"loss": total / len(x), **metrics}

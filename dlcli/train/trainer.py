@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 
+from dlcli.data.lazy import take
 from dlcli.errors import TrainingError
 from dlcli.train.metrics import batch_metrics, evaluate
 
@@ -28,10 +29,11 @@ def _no_mark(phase):
 def gather(x, y, index, x_buf, y_buf):
     """The batch ``(x[index], y[index])``, copied into the first ``len(index)`` rows of the
     reused buffers. ``index`` must be in range (it comes from the epoch's permutation):
-    ``mode="clip"`` skips NumPy's bounds check, which with ``out=`` also buffers the copy."""
+    ``mode="clip"`` skips NumPy's bounds check, which with ``out=`` also buffers the copy.
+    ``x`` or ``y`` may be a lazy view of a memory-mapped file (:mod:`dlcli.data.lazy`):
+    only the batch's rows are then read, normalized and cast."""
     m = len(index)
-    return (np.take(x, index, axis=0, out=x_buf[:m], mode="clip"),
-            np.take(y, index, axis=0, out=y_buf[:m], mode="clip"))
+    return take(x, index, x_buf[:m]), take(y, index, y_buf[:m])
 
 
 class Interrupted(Exception):

@@ -146,7 +146,7 @@ def evaluate_run(run: LoadedRun, split: str | None = "test", data_source: str | 
         y = ys["train"] if not len(splits.x_test) else np.concatenate([ys["train"], ys["test"]])
     else:
         raw_x, y = getattr(splits, f"x_{split}"), ys[split]
-    x = run.normalizer.transform(raw_x, None, run.model.dtype)
+    x = normalized(raw_x, run.normalizer, run.model.dtype)
     if run.task == "reconstruction":
         y = x
     if len(x) == 0:
@@ -181,6 +181,16 @@ def evaluate_run(run: LoadedRun, split: str | None = "test", data_source: str | 
                          force=force)
         result["images"] = str(images)
     return result
+
+
+def normalized(raw_x, normalizer, dtype):
+    """``raw_x`` normalized into ``dtype``: a new array, or for rows streamed from a file
+    (:class:`dlcli.data.lazy.Rows`) a view normalized a batch at a time."""
+    from dlcli.data.lazy import Rows
+
+    if isinstance(raw_x, Rows):
+        return Rows(raw_x.source, raw_x.index, normalizer, dtype)
+    return normalizer.transform(raw_x, None, dtype)
 
 
 SCORES_FILE = "scores.json"
