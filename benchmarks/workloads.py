@@ -112,6 +112,14 @@ def make_loss_named(name: str, model):
     return loss
 
 
+def batch_starts(n: int, batch: int, samples: int) -> list[int]:
+    """Where each of the ``ceil(samples / batch)`` full batches of an inference run starts,
+    walking through the ``n`` samples and wrapping around."""
+    if batch > n:
+        raise ValueError(f"batch {batch} is larger than the {n} samples")
+    return [(i * batch) % (n - batch + 1) for i in range(math.ceil(samples / batch))]
+
+
 # ---- dlcli --------------------------------------------------------------------------------
 class DlcliRunner:
     """One epoch at a time through dlcli's own Trainer (the loop ``dlcli train`` runs)."""
@@ -142,6 +150,31 @@ class DlcliRunner:
         start = time.perf_counter()
         with np.errstate(all="ignore"):
             self.trainer.fit(self.w["x"], self.w["y"])
+        return time.perf_counter() - start
+
+    def record_step(self) -> list:
+        """The matrix products of one training step (the trainer's own ``batch_step`` on the
+        first batch), as :class:`benchmarks.gemm.Product` records."""
+        from benchmarks.gemm import recording
+        w, t = self.w, self.trainer
+        x, y = w["x"], w["y"]
+        batch = min(w["batch"], len(x))
+        params = w["model"].parameters()
+        grads = [g for _, _, g in params]
+        x_buf, y_buf = t.batch_buffers(x, y, batch)
+        with np.errstate(all="ignore"), recording() as calls:
+            t.batch_step(x, y, np.arange(batch), x_buf, y_buf, params, grads,
+                         w["model"].flat_buffers(), 1, 1)
+        return calls
+
+    def infer(self, batch: int, samples: int) -> float:
+        """Seconds of the forward passes (evaluation mode, the output activation included,
+        as ``dlcli predict`` runs them) over ``samples`` samples in batches of ``batch``."""
+        import time
+        x, model = self.w["x"], self.w["model"]
+        start = time.perf_counter()
+        for s in batch_starts(len(x), batch, samples):
+            model.forward(x[s:s + batch], training=False)
         return time.perf_counter() - start
 
 
@@ -249,24 +282,34 @@ def torch_loss(loss):
 class TorchRunner:
     """The same workload in PyTorch: same initial weights, same batch order, a plain loop
     (gather, zero_grad, forward, loss, backward, step, loss.item() and the accuracy count,
-    as dlcli's loop also logs them)."""
+    as dlcli's loop also logs them).
 
-    def __init__(self, w: dict, threads: int):
+    ``tuned``: as a competent PyTorch user runs it on a CPU: the fused optimizer
+    (``fused=True``, one kernel for the whole update) and, for a network with convolutions,
+    the ``channels_last`` memory format for the weights and each batch (oneDNN's preferred
+    layout)."""
+
+    def __init__(self, w: dict, threads: int, tuned: bool = False):
         import torch
 
         torch.set_num_threads(threads)
         self.torch = torch
         self.w = w
         self.net = to_torch(w["model"])
+        self.channels_last = tuned and any(
+            isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in self.net.modules())
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
         self.lossf = torch_loss(w["loss"])
         opt = dict(w["optimizer"])
         kind = opt.pop("type")
         params = self.net.parameters()
+        fused = {"fused": True} if tuned else {}
         if kind in ("sgd", "momentum"):
             self.opt = torch.optim.SGD(params, lr=opt["lr"], momentum=opt.get(
-                "momentum", 0.9 if kind == "momentum" else 0.0))
+                "momentum", 0.9 if kind == "momentum" else 0.0), **fused)
         elif kind == "adam":
-            self.opt = torch.optim.Adam(params, lr=opt["lr"])
+            self.opt = torch.optim.Adam(params, lr=opt["lr"], **fused)
         else:
             raise NotImplementedError(f"optimizer {kind}")
         self.x = torch.from_numpy(w["x"])
@@ -281,7 +324,7 @@ class TorchRunner:
         self.net.train()
         for start in range(0, len(order), batch):
             index = order[start:start + batch]
-            xb = torch.index_select(self.x, 0, index)
+            xb = self._layout(torch.index_select(self.x, 0, index))
             yb = torch.index_select(self.y, 0, index)
             self.opt.zero_grad()
             out = self.net(xb)
@@ -293,9 +336,32 @@ class TorchRunner:
                 correct += int((out.argmax(1) == yb).sum())
         return total
 
+    def _layout(self, xb):
+        if self.channels_last and xb.ndim == 4:
+            return xb.contiguous(memory_format=self.torch.channels_last)
+        return xb
+
     def warmup(self, steps: int = 3) -> None:
         n = min(len(self.x), steps * self.w["batch"])
         self._steps(self.torch.arange(n))
+
+    def infer(self, batch: int, samples: int) -> float:
+        """Seconds of the forward passes (``torch.inference_mode``, evaluation mode, the
+        output activation applied) over ``samples`` samples in batches of ``batch``."""
+        import time
+        torch, x = self.torch, self.x
+        fused = self.w["model"].fused_output
+        self.net.eval()
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for s in batch_starts(len(x), batch, samples):
+                out = self.net(self._layout(x[s:s + batch]))
+                if fused:  # the output activation the loss had fused, as dlcli applies it
+                    out = (torch.softmax(out, 1) if isinstance(self.lossf, torch.nn.CrossEntropyLoss)
+                           else torch.sigmoid(out))
+        seconds = time.perf_counter() - start
+        self.net.train()
+        return seconds
 
     def epoch(self) -> float:
         import time

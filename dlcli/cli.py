@@ -216,22 +216,31 @@ def eval_(run, checkpoint, data_source, split, as_json, images, batch_size, forc
               help="Samples per forward pass (default: the run's training batch size, "
                    "at least 64; 1024 for a full-batch run).")
 def predict(run, input_path, output, checkpoint, layer, batch_size, force):
-    """Apply a trained run to the inputs in INPUT (.npz with x, .csv, or an IDX file).
+    """Apply a trained run to the inputs in INPUT (.npz with x, .npy, .csv, or an IDX file).
 
     A reconstruction run writes its reconstructions, in the units of the inputs.
     """
     import pathlib
 
-    from dlcli.use.evaluate import load_run, predict_file
-    from dlcli.use.predictions import check_prediction_target, write_predictions
+    from dlcli.use.evaluate import load_run, predict_batches
+    from dlcli.use.predictions import check_prediction_target, write_prediction_batches
 
     target = pathlib.Path(output or pathlib.Path(input_path).stem + ".predictions.csv")
     check_prediction_target(target, force)
     loaded = load_run(run, checkpoint)
-    out, names = predict_file(loaded, input_path, layer=layer, batch_size=batch_size)
-    write_predictions(target, out, names, loaded, layer=layer, force=force)
-    what = f"activations of layer {layer} {tuple(out.shape[1:])}" if layer else "predictions"
-    _console(stderr=True).print(f"wrote {len(out)} {what} to {target}", markup=False)
+    n, vocabulary, batches = predict_batches(loaded, input_path, layer=layer,
+                                             batch_size=batch_size)
+    shape = []
+
+    def seen(batches):  # each batch is written as it comes: remember the output's shape
+        for out, picks in batches:
+            shape[:] = out.shape[1:]
+            yield out, picks
+
+    write_prediction_batches(target, n, vocabulary, seen(batches), loaded, layer=layer,
+                             force=force)
+    what = f"activations of layer {layer} {tuple(shape)}" if layer else "predictions"
+    _console(stderr=True).print(f"wrote {n} {what} to {target}", markup=False)
 
 
 @cli.command()

@@ -24,6 +24,32 @@ IDX_DTYPES = {
 GZIP_MAGIC = b"\x1f\x8b"
 
 
+def idx_header(head: bytes, where: str) -> tuple[np.dtype, tuple, int]:
+    """``(big-endian dtype, shape, header bytes)`` from the first bytes of an IDX file (at
+    least 4 + 4 x 255 of them, or all there are)."""
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in IDX_DTYPES:
+        raise DataError(
+            "not an IDX file (expected magic bytes 00 00 <type> <ndim> with type one of "
+            "08 09 0B 0C 0D 0E)",
+            where=where,
+        )
+    dtype, ndim = IDX_DTYPES[head[2]], head[3]
+    header_size = 4 + 4 * ndim
+    if ndim == 0 or len(head) < header_size:
+        raise DataError(f"truncated IDX header ({len(head)} bytes for {ndim} dimensions)",
+                        where=where)
+    return dtype, struct.unpack(f">{ndim}I", head[4:header_size]), header_size
+
+
+def size_problem(shape, dtype, got: int) -> str | None:
+    """What is wrong when ``got`` data bytes follow a header of ``shape`` (None: nothing)."""
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if got == expected:
+        return None
+    problem = "truncated" if got < expected else "has trailing bytes"
+    return f"{problem}: shape {tuple(shape)} needs {expected} data bytes, found {got}"
+
+
 def read_idx(path) -> np.ndarray:
     """Read one array in MNIST's IDX format, gzipped or not (detected by magic bytes).
 
@@ -40,24 +66,10 @@ def read_idx(path) -> np.ndarray:
             raw = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"damaged or truncated gzip data ({exc})", where=where) from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
-        raise DataError(
-            "not an IDX file (expected magic bytes 00 00 <type> <ndim> with type one of "
-            "08 09 0B 0C 0D 0E)",
-            where=where,
-        )
-    dtype, ndim = IDX_DTYPES[raw[2]], raw[3]
-    header_size = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header_size:
-        raise DataError(f"truncated IDX header ({len(raw)} bytes for {ndim} dimensions)", where=where)
-    shape = struct.unpack(f">{ndim}I", raw[4:header_size])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    got = len(raw) - header_size
-    if got != expected:
-        problem = "truncated" if got < expected else "has trailing bytes"
-        raise DataError(
-            f"{problem}: shape {tuple(shape)} needs {expected} data bytes, found {got}", where=where
-        )
+    dtype, shape, header_size = idx_header(raw[:4 + 4 * 255], where)
+    problem = size_problem(shape, dtype, len(raw) - header_size)
+    if problem:
+        raise DataError(problem, where=where)
     array = np.frombuffer(raw, dtype=dtype, offset=header_size).reshape(shape)
     return array.astype(dtype.newbyteorder("="))
 
@@ -70,25 +82,26 @@ def is_idx_path(path) -> bool:
     return name.endswith(".idx") or name.endswith("-ubyte") or bool(re.search(r"idx\d", name))
 
 
-def read_idx_set(path) -> dict:
-    """An IDX images file with its labels (and test pair) when they sit beside it."""
+def read_idx_set(path, read=read_idx) -> dict:
+    """An IDX images file with its labels (and test pair) when they sit beside it, each
+    file read with ``read`` (``dlcli.data.cache.idx_array`` maps large ones)."""
     path = pathlib.Path(path)
-    out = {"x": read_idx(path)}
+    out = {"x": read(path)}
     labels = _sibling(path, "images", "labels")
     if labels is None:
         return out
-    out["y"] = _idx_labels(labels, out["x"], path)
+    out["y"] = _idx_labels(labels, out["x"], path, read)
     if "train" in path.name:
         test_images = _sibling(path, "train", "t10k")
         test_labels = _sibling(labels, "train", "t10k")
         if test_images is not None and test_labels is not None:
-            out["x_test"] = read_idx(test_images)
-            out["y_test"] = _idx_labels(test_labels, out["x_test"], test_images)
+            out["x_test"] = read(test_images)
+            out["y_test"] = _idx_labels(test_labels, out["x_test"], test_images, read)
     return out
 
 
-def _idx_labels(labels_path, images, images_path) -> np.ndarray:
-    y = read_idx(labels_path)
+def _idx_labels(labels_path, images, images_path, read=read_idx) -> np.ndarray:
+    y = read(labels_path)
     if y.shape[0] != images.shape[0]:
         raise DataError(
             f"holds {y.shape[0]} labels but {images_path.name} holds {images.shape[0]} images",

@@ -188,6 +188,20 @@ def value_range(x) -> tuple[float, float]:
     return low, high
 
 
+def resident_bytes(x) -> int:
+    """Bytes of anonymous memory ``x`` holds: an ndarray's ``nbytes`` (0 when it views a
+    memory-mapped file, whose pages are the page cache's), a lazy view's row numbers or
+    labels (its rows are read a batch at a time). The memory check counts data through
+    this function."""
+    if x is None:
+        return 0
+    if isinstance(x, Rows):
+        return 0 if x.index is None else int(x.index.nbytes)
+    if isinstance(x, OneHotRows):
+        return int(x.labels.nbytes)
+    return 0 if is_mapped(x) else int(np.asarray(x).nbytes)
+
+
 def is_mapped(x) -> bool:
     """Whether ``x`` (or the array it views) is a memory-mapped file."""
     while x is not None:

@@ -11,7 +11,7 @@ import pathlib
 
 import numpy as np
 
-from dlcli.data import lazy, readers
+from dlcli.data import cache, lazy, readers
 from dlcli.data.encoding import encode_labels
 from dlcli.data.mapped import read_npy_dir
 from dlcli.data.layout import _to_internal, detect_layout  # noqa: F401 (detect_layout re-exported)
@@ -165,18 +165,22 @@ def _lazy_split(x, index, normalizer, dtype):
 
 def load_inputs(path, spec: dict, base_dir: pathlib.Path | None = None, feature_names=None,
                 table=None) -> np.ndarray:
-    """Read inputs for ``dlcli predict``: x float64 in internal layout, NOT normalized.
+    """Read inputs for ``dlcli predict``: x in internal layout and in the file's own dtype
+    (memory-mapped when the file allows), NOT normalized.
 
     ``path`` (relative paths resolve against ``base_dir``, default the working directory):
-    .npz -> array ``x``; .csv -> the ``feature_names`` columns when given (store
+    .npz -> array ``x``; .npy, or a folder of .npy files -> its (``x``) array; .csv -> the ``feature_names`` columns when given (store
     Splits.feature_names with the run), else every column except ``spec['target']``;
     IDX -> the array itself. Layout is converted as in ``prepare``.
     """
     path = _resolve(path, base_dir)
     where = str(path)
     suffix = path.suffix.lower()
-    if suffix == ".npz":
-        x = readers.read_npz(path, required=("x",))["x"]
+    if suffix in (".npz", ".npy"):
+        x = readers.read_array_file(path, targets=False)["x"]
+    elif path.is_dir() and (path / "x.npy").is_file():
+        x = read_npy_dir(path)["x"]
+        readers.check_arrays({"x": x}, path, ("x",))
     elif suffix == ".csv" and table is not None:
         from dlcli.data.tabular import fill_missing, read_table
         x = read_table(path, spec.get("target"), table=table, targets=False,
@@ -188,13 +192,15 @@ def load_inputs(path, spec: dict, base_dir: pathlib.Path | None = None, feature_
         else:
             x = _csv_without_target(path, spec.get("target"))
     elif readers.is_idx_path(path):
-        x = readers.read_idx(path)
+        x = cache.idx_array(path)
         readers.check_finite(x, path)
     else:
-        raise DataError("unsupported file type; expected .npz, .csv or IDX", where=where)
+        raise DataError("unsupported file type; expected .npz, .npy, .csv or IDX",
+                        where=where)
     if len(x) == 0:
         raise DataError("holds 0 samples; nothing to predict", where=where)
-    return _to_internal(x, "x", spec.get("layout", "auto"), where, synthetic=False)
+    return _to_internal(x, "x", spec.get("layout", "auto"), where, synthetic=False,
+                        cast=False)
 
 
 def _csv_without_target(path: pathlib.Path, target) -> np.ndarray:
@@ -253,6 +259,7 @@ def _load(spec: dict, base_dir, seed: int, targets: bool = True, table=None):
                          table=table, targets=targets)
         return raw, str(path), False
     raw = readers.read_array_file(path, spec.get("target"), targets=targets)
+    raw["warnings"] = list(raw.get("warnings", [])) + cache.take_warnings()
     for key in ("x", "x_test"):
         if key in raw and path.suffix.lower() not in (".npz", ".npy"):  # those were checked
             readers.check_finite(np.asarray(raw[key]), path, name=key)

@@ -13,6 +13,7 @@ import zlib
 
 import numpy as np
 
+from dlcli.data.cache import idx_array, npz_member
 from dlcli.data.idx import GZIP_MAGIC, IDX_DTYPES, is_idx_path, read_idx, read_idx_set  # noqa: F401
 from dlcli.data.mapped import check_file as _check_file
 from dlcli.data.mapped import load_npy, map_npz
@@ -59,7 +60,9 @@ def read_npz(path, required=("x", "y")) -> dict[str, np.ndarray]:
             if key not in archive.files:
                 continue
             try:
-                out[key] = mapped[key] if key in mapped else archive[key]
+                if key not in mapped and key != "class_names":  # a large compressed array
+                    mapped[key] = npz_member(path, key)  # goes through the data cache
+                out[key] = archive[key] if mapped.get(key) is None else mapped[key]
             except ValueError as exc:
                 # allow_pickle=False refuses object arrays: report, never unpickle.
                 raise DataError(
@@ -279,7 +282,7 @@ def read_array_file(path, target=None, *, targets: bool = True) -> dict:
         x, y, names = read_csv(path, target)
         return {"x": x, "y": y, "feature_names": names}
     if is_idx_path(path):
-        return read_idx_set(path)
+        return read_idx_set(path, read=idx_array)
     raise DataError(
         "unsupported file type; expected .npz, .npy, .csv or IDX (.idx, *-ubyte, optionally "
         ".gz)",

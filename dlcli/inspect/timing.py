@@ -9,9 +9,10 @@ themselves contain no timing code, and the model's own ``forward``/``backward`` 
 unchanged.
 
 Figures are means over ``batches`` steps after ``warmup`` untimed ones (the first steps
-allocate buffers and optimizer state). Throughput in GFLOP/s uses the usual estimate of
-2·mult_adds FLOPs per sample for the forward pass and twice that again for the backward
-(gradients with respect to the input and to the weights): 2·mult_adds·3 per sample. Layers
+allocate buffers and optimizer state). Throughput in GFLOP/s counts the work the step does
+(:func:`layer_flops`): 2·mult_adds FLOPs per sample for a layer's forward pass, as much
+again for its weight gradient, and as much again for its input gradient only where that is
+computed (never for the first layer: nobody needs the gradient of the data). Layers
 without multiply-adds (activations, pooling, the loss) count nothing, so this is the rate
 of the matrix work, measured against the whole step.
 """
@@ -23,8 +24,23 @@ import time
 
 import numpy as np
 
-FLOP_ESTIMATE = ("2·mult_adds·3 FLOPs per sample (forward 2·mult_adds; backward ≈ 2× "
-                 "forward: input and weight gradients)")
+FLOP_ESTIMATE = ("2·mult_adds FLOPs per sample for each of forward, weight gradient and "
+                 "input gradient, the last only where computed (not the first layer's)")
+
+
+def layer_flops(layer, input_shape, batch: int) -> int:
+    """FLOPs one training step of ``batch`` samples spends in ``layer``'s multiply-adds:
+    the forward pass, the weight gradient when the layer has parameters, and the input
+    gradient when the layer computes it (``need_input_grad``; the model turns it off for
+    its first layer)."""
+    work = 2 * int(layer.mult_adds(input_shape)) * batch
+    passes = 1 + bool(layer.params) + bool(layer.need_input_grad)
+    return work * passes
+
+
+def step_flops(model, batch: int) -> int:
+    """FLOPs of the multiply-adds of one training step of a built ``model``."""
+    return sum(layer_flops(layer, in_shape, batch) for layer, in_shape, _ in model.shapes())
 
 
 def _timed(fn, slot: list, index: int):
@@ -162,14 +178,16 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
     fusion_notes = model.fusion_notes()
     add("data", "data", "np.take", totals["data"] * ms, 0.0)
     add("zero_grad", "step", "zero_grad", totals["zero_grad"] * ms, 0.0)
-    total_mult_adds = 0
+    total_mult_adds = flop_per_step = 0
     for (op, owner, kind), (fwd, bwd) in zip(ops, op_times):
         if kind == "layer":
             in_shape, out_shape = shapes[op.name]
             mult_adds = int(op.mult_adds(in_shape))
             total_mult_adds += mult_adds
             seconds = fwd + bwd
-            flops = 6.0 * mult_adds * batch * batches
+            step = layer_flops(op, in_shape, batch)
+            flop_per_step += step
+            flops = float(step) * batches
             extra = {k: v for k, v in fusion_notes.get(op, {}).items() if k == "fused_with"}
             add(op.name, "layer", op.type_name, fwd * ms, bwd * ms,
                 output_shape=list(_display(out_shape)), mult_adds=mult_adds,
@@ -192,7 +210,6 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
     accounted = sum(r["total_ms"] for r in rows)
     add("other", "step", "loop overhead", max(step_ms - accounted, 0.0), 0.0)
 
-    flop_per_step = 6.0 * total_mult_adds * batch
     return {
         "config": config["name"],
         "task": task,
@@ -206,6 +223,7 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
         "backward_ms": sum(r["backward_ms"] for r in rows if r["kind"] in ("layer", "activation")),
         "samples_per_s": batch / (step_ms / 1000.0) if step_ms > 0 else None,
         "mult_adds_per_sample": total_mult_adds,
+        "flop_per_step": flop_per_step,
         "gflop_per_step": flop_per_step / 1e9,
         "gflops": flop_per_step / (step_ms / 1000.0) / 1e9 if step_ms > 0 else None,
         "flop_estimate": FLOP_ESTIMATE,

@@ -165,7 +165,7 @@ class CategoricalCrossEntropy(Loss):
             grad = np.exp(z)
             # row sums as a product with ones: for a batch of few classes this is
             # faster than NumPy's reduction along short rows
-            total = grad @ self._ones(k, z.dtype)
+            total = np.matmul(grad, self._ones(k, z.dtype))
             grad /= total.reshape(n, 1)
             log_total = np.log(total)
             if labels is not None:

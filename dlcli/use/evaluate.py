@@ -221,41 +221,68 @@ def record_scores(run: LoadedRun, result: dict) -> None:
 def predict_file(run: LoadedRun, input_path, batch_size: int | None = None,
                  layer: str | None = None):
     """Outputs of ``run`` for the inputs in ``input_path``: (outputs, predicted names or None),
-    computed in batches of ``batch_size`` (default :func:`scoring_batch_size`).
+    all in memory (``dlcli predict`` writes :func:`predict_batches` as they come instead).
 
     ``layer``: the activations of that named layer (after its activation function, e.g. an
     autoencoder's bottleneck codes) instead of the network's output. A reconstruction run's
     outputs are its reconstructions in the units of the raw inputs (the normalization
     undone). Image outputs are (N, height, width, channels), as in the notes.
     """
+    _, vocabulary, batches = predict_batches(run, input_path, batch_size, layer)
+    outs, picks = zip(*batches)
+    names = None
+    if vocabulary is not None:
+        names = [vocabulary[i] for i in np.concatenate(picks).tolist()]
+    return np.concatenate(outs), names
+
+
+def predict_batches(run: LoadedRun, input_path, batch_size: int | None = None,
+                    layer: str | None = None):
+    """``(n, vocabulary, batches)``: the number of inputs in ``input_path``, the names a
+    predicted label indexes (None when there are none) and an iterator of ``(outputs,
+    labels or None)`` per batch of ``batch_size`` (default :func:`scoring_batch_size`), as
+    :func:`predict_file` describes them.
+
+    The inputs stay in their own dtype (a memory-mapped file stays on disk): each batch is
+    read, normalized with the run's statistics and cast to the model's dtype on its own,
+    so memory holds one batch and its outputs, not a float copy of the file.
+    """
+    from dlcli.data.lazy import Rows
     from dlcli.data.prepare import load_inputs
-    from dlcli.train.metrics import predict
 
     spec = run.config["data"]
-    x = load_inputs(input_path, spec, pathlib.Path.cwd(), feature_names=run.feature_names,
-                    table=run.table)
-    _check_input_shape(run, x.shape[1:], input_path)
-    if len(x) == 0:
+    raw = load_inputs(input_path, spec, pathlib.Path.cwd(), feature_names=run.feature_names,
+                      table=run.table)
+    _check_input_shape(run, raw.shape[1:], input_path)
+    if len(raw) == 0:
         raise DataError("holds no samples", where=str(input_path))
-    x = run.normalizer.transform(x, None, run.model.dtype)
+    x = Rows(raw, None, run.normalizer, run.model.dtype)
     batch_size = batch_size or scoring_batch_size(run)
     if layer is not None:
         check_layer_name(run.model, layer)
-        parts = [run.model.forward_to(np.ascontiguousarray(x[i:i + batch_size]), layer)
-                 for i in range(0, len(x), batch_size)]
-        out = (np.concatenate(parts) if parts else
-               np.zeros((0,) + tuple(run.model.layer_output_shape(layer)), run.model.dtype))
-        return _display_layout(out), None
-    out = predict(run.model, run.loss, x, batch_size)
-    if run.task == "reconstruction":
-        return _display_layout(run.normalizer.invert(out)), None
-    names = None
-    if run.task == "classification" and run.class_names:
-        names = [run.class_names[i] for i in np.argmax(out, axis=1)]
-    elif run.task == "binary":
-        names = [(run.class_names[int(v >= 0.5)] if run.class_names else str(int(v >= 0.5)))
-                 for v in out.reshape(len(out), -1)[:, 0]]
-    return out, names
+    vocabulary = None
+    if layer is None and run.task == "classification" and run.class_names:
+        vocabulary = list(run.class_names)
+    elif layer is None and run.task == "binary":
+        vocabulary = list(run.class_names) if run.class_names else ["0", "1"]
+
+    def batches():
+        for start in range(0, len(x), batch_size):
+            xb = x[start:start + batch_size]
+            if layer is not None:
+                yield _display_layout(run.model.forward_to(xb, layer)), None
+                continue
+            out = run.loss.output(run.model.forward(xb, training=False, logits=True))
+            if run.task == "reconstruction":
+                yield _display_layout(run.normalizer.invert(out)), None
+            elif vocabulary is not None and run.task == "classification":
+                yield out, np.argmax(out, axis=1)
+            elif vocabulary is not None:
+                yield out, (out.reshape(len(out), -1)[:, 0] >= 0.5).astype(np.int64)
+            else:
+                yield out, None
+
+    return len(x), vocabulary, batches()
 
 
 def check_layer_name(model, name: str) -> None:

@@ -27,37 +27,96 @@ def write_predictions(path, outputs: np.ndarray, names, run, layer: str | None =
     """Write outputs (and predicted class names) to .csv or .npz; never overwrites.
 
     ``layer``: the outputs are that layer's activations (CSV columns ``<layer>_<i>``)."""
+    picks = None if names is None else np.arange(len(outputs))
+    write_prediction_batches(path, len(outputs), names, [(outputs, picks)], run, layer, force)
+
+
+def write_prediction_batches(path, n: int, vocabulary, batches, run, layer: str | None = None,
+                             force: bool = False) -> None:
+    """Write ``n`` outputs as they come, batch by batch: ``batches`` yields ``(outputs,
+    labels)``, the predicted name of a row being ``vocabulary[label]`` (no names when
+    ``vocabulary`` is None). The same files as :func:`write_predictions` of the whole
+    arrays; memory holds one batch (and, for .npz, the labels until their array is
+    written). Atomic: nothing is left at ``path`` unless every batch was written."""
+    import zipfile
 
     from dlcli.errors import DataError
     from dlcli.train.io import atomic_writer
 
     path = check_prediction_target(path, force)
-    flat = outputs.reshape(len(outputs), -1)
-    if layer is not None:
-        columns = [f"{layer}_{i}" for i in range(flat.shape[1])]
-    elif run.task == "classification" and run.class_names:
-        columns = [f"p_{c}" for c in run.class_names]
-    else:
-        columns = [f"output_{i}" for i in range(flat.shape[1])]
+    batches = iter(batches)
+    first = next(batches)
     try:
         if path.suffix == ".npz":
-            arrays = {"outputs": outputs}
-            if names is not None:
-                arrays["predicted"] = np.array(names, dtype=str)
-            with atomic_writer(path, exclusive=not force) as handle:
-                np.savez(handle, **arrays)
+            with atomic_writer(path, exclusive=not force) as handle, \
+                    zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
+                labels = []
+                outputs = first[0]
+                with _npy_member(archive, "outputs", outputs.dtype,
+                                 (n, *outputs.shape[1:])) as member:
+                    for out, picks in _chain(first, batches):
+                        member.write(np.ascontiguousarray(out).tobytes())
+                        if picks is not None:
+                            labels.append(np.asarray(picks))
+                if vocabulary is not None:
+                    labels = np.concatenate(labels)
+                    used = np.unique(labels)
+                    width = max((len(str(vocabulary[i])) for i in used.tolist()), default=1)
+                    dtype = np.dtype(f"<U{max(width, 1)}")
+                    with _npy_member(archive, "predicted", dtype, (n,)) as member:
+                        for start in range(0, n, 65536):
+                            chunk = labels[start:start + 65536].tolist()
+                            member.write(np.array([vocabulary[i] for i in chunk],
+                                                  dtype=dtype).tobytes())
             return
         with atomic_writer(path, "w", exclusive=not force) as handle:
             writer = csv.writer(handle)
-            writer.writerow((["predicted"] if names is not None else []) + columns)
-            for i, row in enumerate(flat):
-                writer.writerow(([names[i]] if names is not None else [])
-                                + [f"{v:.6g}" for v in row])
+            columns = None
+            for out, picks in _chain(first, batches):
+                flat = out.reshape(len(out), -1)
+                if columns is None:
+                    columns = _columns(run, layer, flat.shape[1])
+                    writer.writerow((["predicted"] if vocabulary is not None else [])
+                                    + columns)
+                names = None if vocabulary is None else [vocabulary[i] for i in picks.tolist()]
+                for i, row in enumerate(flat):
+                    writer.writerow(([names[i]] if names is not None else [])
+                                    + [f"{v:.6g}" for v in row])
     except FileExistsError:
         raise DataError("already exists; dlcli does not overwrite files (choose -o)",
                         where=str(path)) from None
     except OSError as exc:
         raise DataError(f"cannot write predictions: {exc.strerror}", where=str(path)) from None
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _columns(run, layer, width: int) -> list[str]:
+    if layer is not None:
+        return [f"{layer}_{i}" for i in range(width)]
+    if run.task == "classification" and run.class_names:
+        return [f"p_{c}" for c in run.class_names]
+    return [f"output_{i}" for i in range(width)]
+
+
+class _npy_member:
+    """A stored (uncompressed) .npy member of a zip archive, its header written first and
+    its data streamed after it, as np.load reads it back."""
+
+    def __init__(self, archive, key: str, dtype, shape):
+        self.handle = archive.open(f"{key}.npy", "w", force_zip64=True)
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                  "fortran_order": False, "shape": tuple(int(d) for d in shape)}
+        np.lib.format.write_array_header_1_0(self.handle, header)
+
+    def __enter__(self):
+        return self.handle
+
+    def __exit__(self, *exc):
+        self.handle.close()
 
 
 # ---- runs and comparisons -----------------------------------------------------------------

@@ -151,3 +151,154 @@ def test_training_memory_is_bounded_by_model_and_batch_not_samples(tmp_path):
     assert peaks["large"] - peaks["small"] < per_sample * 240_000 + slack, peaks
     # the data itself would not fit in the bound: a float32 copy of the training split alone
     assert 0.8 * 320_000 * features * 4 > buffers + per_sample * 320_000 + slack
+
+
+def _uint8_images(path, n, seed=0):
+    """(n, 28, 28) uint8 images written to an .npy a block at a time."""
+    x = np.lib.format.open_memmap(path, "w+", np.uint8, (n, 28, 28))
+    rng = np.random.default_rng(seed)
+    for start in range(0, n, 50_000):
+        x[start:start + 50_000] = rng.integers(0, 256, (min(50_000, n - start), 28, 28))
+    x.flush()
+    del x
+    return path
+
+
+def _trained_digits_run(tmp_path):
+    folder = tmp_path / "train"
+    folder.mkdir()
+    _uint8_images(folder / "x.npy", 600)
+    np.save(folder / "y.npy", np.arange(600) % 4)
+    config = write_config(tmp_path / "train.yaml", {
+        "name": "u8", "seed": 1, "task": "classification",
+        "data": {"source": str(folder), "normalize": "standard"},
+        "model": {"layers": [{"type": "flatten"},
+                             {"type": "dense", "units": 16, "activation": "relu"},
+                             {"type": "dense", "units": 4, "activation": "softmax"}],
+                  "loss": "categorical_crossentropy"},
+        "training": {"epochs": 1, "batch_size": 64, "optimizer": {"type": "sgd", "lr": 0.01}}})
+    code, _, out = run_measured(["train", config, "--run-dir", tmp_path / "run", "-q"],
+                                tmp_path)
+    assert code == 0, out
+    return tmp_path / "run"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npz"])
+def test_predict_in_batches_writes_what_the_whole_arrays_give(tmp_path, suffix):
+    from click.testing import CliRunner
+
+    from dlcli.cli import cli
+    from dlcli.train.metrics import predict
+    from dlcli.use.evaluate import load_run, predict_file
+    from dlcli.use.predictions import write_predictions
+
+    run = _trained_digits_run(tmp_path)
+    x = _uint8_images(tmp_path / "in.npy", 1000, seed=7)
+    # in this process: the reference's products then run on as many BLAS threads (the
+    # thread count changes the last bits of a float32 product)
+    result = CliRunner().invoke(cli, ["predict", str(run), str(x), "-o",
+                                      str(tmp_path / f"streamed{suffix}"), "--batch-size", "96"])
+    assert result.exit_code == 0, result.output
+    loaded = load_run(run)
+    # the reference: the whole input normalized at once (float64, then cast), the forward
+    # passes on the same batches of 96, one write of the whole arrays
+    xs = loaded.normalizer.apply(np.load(x).reshape(1000, 1, 28, 28)).astype(np.float32)
+    whole = predict(loaded.model, loaded.loss, xs, batch_size=96)
+    names = [loaded.class_names[i] for i in np.argmax(whole, axis=1)]
+    write_predictions(tmp_path / f"whole{suffix}", whole, names, loaded)
+    if suffix == ".csv":
+        assert (tmp_path / "streamed.csv").read_text() == (tmp_path / "whole.csv").read_text()
+    else:
+        with np.load(tmp_path / "streamed.npz") as a, np.load(tmp_path / "whole.npz") as b:
+            assert a.files == b.files == ["outputs", "predicted"]
+            np.testing.assert_array_equal(a["outputs"], b["outputs"])
+            assert a["predicted"].dtype == b["predicted"].dtype
+            np.testing.assert_array_equal(a["predicted"], b["predicted"])
+    ours, ours_names = predict_file(loaded, x, batch_size=96)
+    np.testing.assert_array_equal(ours, whole)
+    assert ours_names == names
+
+
+@pytest.mark.slow
+def test_predict_on_a_large_uint8_file_stays_within_its_input_size(tmp_path):
+    run = _trained_digits_run(tmp_path)
+    small = _uint8_images(tmp_path / "small.npy", 2_000, seed=3)
+    large = _uint8_images(tmp_path / "large.npy", 300_000, seed=4)  # 235 MB
+    peaks = {}
+    for name, x in (("small", small), ("large", large)):
+        code, peaks[name], out = run_measured(
+            ["predict", run, x, "-o", tmp_path / f"{name}.npz"], tmp_path)
+        assert code == 0, out
+    size = large.stat().st_size
+    # the float64 copy this used to make was 8x the input; now: a batch at a time, and the
+    # predicted labels (one int64 per sample) until the .npz's name array is written
+    assert peaks["large"] < peaks["small"] + 0.5 * size, (peaks, size)
+    assert peaks["large"] < peaks["small"] + 8 * 300_000 + 24 * 2**20, (peaks, size)
+    with np.load(tmp_path / "large.npz") as out:
+        assert out["outputs"].shape == (300_000, 4) and out["predicted"].shape == (300_000,)
+
+
+def test_resident_bytes_count_only_what_the_process_holds(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((100, 7), np.float32))
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    assert lazy.resident_bytes(mapped) == 0 and lazy.resident_bytes(mapped[:, None]) == 0
+    assert lazy.resident_bytes(np.zeros((100, 7), np.float32)) == 100 * 7 * 4
+    index = np.arange(0, 100, 3)
+    assert lazy.resident_bytes(lazy.Rows(mapped, index, None, np.float64)) == len(index) * 8
+    assert lazy.resident_bytes(lazy.Rows(mapped, None, None, np.float64)) == 0
+    assert lazy.resident_bytes(lazy.OneHotRows(np.arange(50) % 3, 3)) == 50 * 8
+
+
+@pytest.mark.parametrize("task", ["classification", "reconstruction"])
+def test_eval_of_streamed_data_is_eval_in_memory(tmp_path, monkeypatch, task):
+    from dlcli.config.resolve import resolve
+    from dlcli.train.session import train
+    from dlcli.use.evaluate import evaluate_run, load_run
+
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(300, 6))
+    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0] > 0).astype(int) + (x[:, 1] > 0))
+    config = _mlp(tmp_path / "d.npz", "mse", epochs=1)
+    config["data"]["test_split"] = 0.2
+    if task == "reconstruction":
+        config["task"] = "reconstruction"
+        config["model"]["layers"] = [{"type": "dense", "units": 3, "activation": "tanh"},
+                                     {"type": "dense", "units": 6}]
+    train(resolve(config), run_dir=tmp_path / "run", threads=1)
+    run = load_run(tmp_path / "run")
+    kept = evaluate_run(run, "test", batch_size=16)
+    monkeypatch.setattr(lazy, "STREAM_BYTES", 0)
+    streamed = evaluate_run(run, "test", batch_size=16)
+    assert streamed.keys() == kept.keys()
+    for key, value in kept.items():
+        if task == "reconstruction" and key in ("mse", "mae"):
+            # summed batch by batch instead of np.mean over the whole split
+            assert streamed[key] == pytest.approx(value, rel=1e-12)
+        elif key != "pca":
+            assert streamed[key] == value, key
+
+
+def test_data_parallel_training_streams_the_same_batches(tmp_path, monkeypatch):
+    from dlcli.config.resolve import resolve
+    from dlcli.parallel import Plan
+    from dlcli.parallel.comm import Local
+    from dlcli.train import session
+
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(200, 6)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0] > 0).astype(int) + (x[:, 1] > 0))
+    weights = []
+    for bar in (2**40, 0):
+        monkeypatch.setattr(lazy, "STREAM_BYTES", bar)
+        cfg = resolve(_mlp(tmp_path / "d.npz"))
+        prep = session.prepare(cfg, 1)
+        optimizer, rng_train = session.initialize(cfg, prep.model, 1)
+        trainer = Plan(Local(), 4, "tree").make_trainer(
+            prep.model, prep.loss, optimizer, task=prep.task, batch_size=16, epochs=2,
+            rng=rng_train, seed=1)
+        y = session.targets(prep.splits, prep.task, np.float32, prep.loss)[0]
+        trainer.fit(prep.splits.x_train.astype(np.float32), y)
+        weights.append([p.copy() for _, p, _ in prep.model.parameters()])
+    assert isinstance(prep.splits.x_train, lazy.Rows)
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)

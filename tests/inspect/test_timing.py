@@ -4,6 +4,7 @@ import io
 import json
 import pathlib
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from rich.console import Console
@@ -11,7 +12,8 @@ from rich.console import Console
 from dlcli.cli import cli
 from dlcli.config import load_config
 from dlcli.use.report import print_timing
-from dlcli.inspect.timing import time_config
+from dlcli.inspect.timing import layer_flops, step_flops, time_config
+from dlcli.nn.model import Model
 from tests.helpers.configs import moons_mlp, with_changes, write_config
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -67,7 +69,34 @@ def test_rows_for_every_layer_activation_and_phase(cnn_config):
     assert result["mult_adds_per_sample"] == sum(r.get("mult_adds", 0) for r in rows)
     # The rows account for the whole step ("other" takes the rest).
     assert sum(r["share"] for r in rows) == pytest.approx(1.0, abs=1e-6)
-    assert "2·mult_adds·3" in result["flop_estimate"]
+    assert "not the first layer" in result["flop_estimate"]
+
+
+def test_flops_count_only_the_work_done_mlp(tmp_path):
+    # moons_mlp: dense 2->8 (the first layer: no input gradient), dense 8->2, batch 16.
+    # dense1: 2*8 = 16 mult-adds per sample; forward 2*16*16 = 512 FLOPs, weight gradient
+    # 512, input gradient never computed -> 1024. dense2: 8*2 = 16 mult-adds; forward,
+    # weight and input gradients 3*512 = 1536. The step: 2560 (not 6*32*16 = 3072).
+    result = time_config(load_config(write_config(tmp_path / "m.yaml", moons_mlp())),
+                         batches=1, warmup=0)
+    assert result["batch_size"] == 16
+    assert result["flop_per_step"] == 2560
+    assert result["gflop_per_step"] == pytest.approx(2560e-9)
+    model = Model.from_config(moons_mlp()["model"]["layers"], (2,)).build(
+        np.random.default_rng(0))
+    assert [layer_flops(layer, shape, 16) for layer, shape, _ in model.shapes()] == [1024, 1536]
+    assert step_flops(model, 16) == 2560
+
+
+def test_flops_count_only_the_work_done_conv(cnn_config):
+    # conv 3x3, 2 -> 4 channels on 8x8: 6*6 outputs * 4 filters * 2*3*3 = 2592 mult-adds per
+    # sample, forward + weight gradient only (first layer): 2*2592*2 = 10368 FLOPs per sample.
+    # pool 2 -> (4, 3, 3), dropout, dense 36 -> 3: 108 mult-adds, all three passes:
+    # 2*108*3 = 648. Per sample 11016.
+    result = time_config(load_config(cnn_config), batches=1, warmup=0)
+    assert result["flop_per_step"] == 11016 * result["batch_size"]
+    rows = {r["name"]: r for r in result["rows"]}
+    assert rows["pool"]["gflops"] is None and rows["conv"]["mult_adds"] == 2592
 
 
 def test_clipping_row_only_when_configured(tmp_path):

@@ -102,7 +102,7 @@ def conv2d_backward(dy: np.ndarray, cache: dict, *, need_input_grad: bool = True
     cols, w2 = cache["cols"], cache["w2"]
     f = w2.shape[0]
     dy2 = _to_channels_first(dy, _buffer(workspace, "dy2", (f, n * oh * ow), dy.dtype))
-    dweight = (dy2 @ cols.T).reshape(f, c, kh, kw)
+    dweight = np.matmul(dy2, cols.T).reshape(f, c, kh, kw)
     if cache["flip_kernel"]:
         dweight = flip(dweight)
     if not need_input_grad:
@@ -235,11 +235,11 @@ def conv_transpose2d_backward(dy: np.ndarray, cache: dict, *, need_input_grad: b
     dyp = dyp[:, :, : stride[0] * (h - 1) + kh, : stride[1] * (w - 1) + kw]
     dcols = _buffer(workspace, "dcols", (cout * kh * kw, n * h * w), dy.dtype)
     im2col(dyp, (kh, kw), stride, out=dcols)
-    dweight = (x2 @ dcols.T).reshape(cin, cout, kh, kw)
+    dweight = np.matmul(x2, dcols.T).reshape(cin, cout, kh, kw)
     dbias = dy.sum(axis=(0, 2, 3)) if cache["has_bias"] else None
     if not need_input_grad:
         return None, dweight, dbias
-    dx2 = w2 @ dcols
+    dx2 = np.matmul(w2, dcols)
     dx = np.ascontiguousarray(dx2.reshape(cin, n, h, w).transpose(1, 0, 2, 3))
     return dx, dweight, dbias
 

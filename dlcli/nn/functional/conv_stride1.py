@@ -249,7 +249,7 @@ def _s1_backward(dy, cache, need_input_grad, workspace):
         g.copy_in(dy, ext)
     # (R*F, K [+ 1 bias column]), computed transposed: OpenBLAS runs this shape faster as
     # cols @ extᵀ than as ext @ colsᵀ (python -m benchmarks.orientation measures both).
-    products = (cache["cols"] @ ext.T).T
+    products = np.matmul(cache["cols"], ext.T).T
     dbias = products[:, g.k:].reshape(g.r, g.f).sum(axis=0) if cache["has_bias"] else None
     dw_ext = products[:, :g.k].reshape(g.r, g.f, g.c, g.a * g.r, g.kw)
     dweight = dw_ext[0, :, :, :g.kh].copy()

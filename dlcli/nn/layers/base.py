@@ -177,7 +177,9 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     """``a @ b``. An outer product (2-D operands with inner dimension 1: the weight
     gradient of a one-sample batch, the input gradient of a one-unit layer) is computed as
     a broadcast multiply: each entry is a single product either way, so the values are the
-    same, and NumPy's matmul is several times slower on that shape."""
+    same, and NumPy's matmul is several times slower on that shape. The engine writes
+    every product as ``np.matmul`` (never ``@``), so that ``benchmarks.gemm`` can record
+    the products one training step runs."""
     if a.ndim == 2 and b.ndim == 2 and a.shape[1] == 1:
         return np.multiply(a, b, out=out)
     return np.matmul(a, b, out=out)
