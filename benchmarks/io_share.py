@@ -5,8 +5,8 @@ working tree and at git revision ``REV`` (default: none, the working tree only).
 trains ``--config`` (default ``configs/xor_mlp.yaml``) in a fresh process into a temporary
 directory and times every call of the callbacks that write (``MetricsLogger``,
 ``Checkpointer``; the hooks that write: train begin and end, epoch end, interrupt) against
-the whole ``fit``; ``os.fsync`` calls are counted. Prints one line
-per run and the medians; asserts nothing.
+the whole ``fit``; ``os.fsync`` calls are counted (in the whole run) and
+timed (inside ``fit``: the part of the writing spent waiting for the disk). Prints one line per run and the medians; asserts nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from dlcli.config import load_config
 from dlcli.train import session, trainer as loop
 
 config_path, overrides = sys.argv[1], sys.argv[2:]
-spent = {"io": 0.0, "fit": 0.0, "fsync": 0}
+spent = {"io": 0.0, "fit": 0.0, "fsync": 0, "fsync_s": 0.0}  # fsync_s: inside fit
+inside = []
 real_emit, real_fsync, real_fit = loop.Trainer._emit, os.fsync, loop.Trainer.fit
 
 def emit(self, hook, *args):
@@ -42,13 +43,20 @@ def emit(self, hook, *args):
 
 def fsync(fd):
     spent["fsync"] += 1
-    return real_fsync(fd)
+    started = time.perf_counter()
+    try:
+        return real_fsync(fd)
+    finally:
+        if inside:
+            spent["fsync_s"] += time.perf_counter() - started
 
 def fit(self, *args, **kw):
     started = time.perf_counter()
+    inside.append(True)
     try:
         return real_fit(self, *args, **kw)
     finally:
+        inside.pop()
         spent["fit"] += time.perf_counter() - started
 
 loop.Trainer._emit, os.fsync, loop.Trainer.fit = emit, fsync, fit
@@ -95,12 +103,14 @@ def main(argv=None) -> None:
                 results[name].append(r)
                 print(f"{name:>14}  run {repeat + 1}: fit {r['fit']:.2f}s, writing "
                       f"{r['io']:.2f}s ({r['io'] / r['fit']:.0%}), {r['fsync']} fsyncs "
-                      f"for {r['epochs']} epochs", flush=True)
+                      f"({r.get('fsync_s', 0):.2f}s in fit) for {r['epochs']} epochs", flush=True)
     for name, runs in results.items():
         share = statistics.median(r["io"] / r["fit"] for r in runs)
         fit = statistics.median(r["fit"] for r in runs)
         fsyncs = statistics.median(r["fsync"] for r in runs)
-        print(f"{name}: median fit {fit:.2f}s, writing {share:.0%} of it, {fsyncs:.0f} fsyncs")
+        waiting = statistics.median(r.get("fsync_s", 0) / r["fit"] for r in runs)
+        print(f"{name}: median fit {fit:.2f}s, writing {share:.0%} of it, {fsyncs:.0f} fsyncs "
+              f"(those in fit waited {waiting:.0%} of it)")
 
 
 if __name__ == "__main__":

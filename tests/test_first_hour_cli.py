@@ -181,3 +181,40 @@ def test_force_overwrites_a_user_named_output(dlcli_exe, tmp_path):
     assert forced.returncode == 0, forced.stderr
     assert out.read_text().splitlines()[0].startswith("predicted")
     assert len(out.read_text().splitlines()) == 81
+
+
+# ---- point 2: data.target on arrays is refused, never ignored ------------------------------
+def test_target_with_an_npz_is_refused_naming_file_and_key(dlcli_exe, tmp_path):
+    raw = npz_config(small_npz(tmp_path / "d.npz"))
+    raw["data"]["target"] = "label"
+    config = write_config(tmp_path / "c.yaml", raw)
+    lines = errors_of(run_dlcli(dlcli_exe, "train", config, "--run-dir", tmp_path / "run"))
+    assert len(lines) == 1
+    assert str(tmp_path / "d.npz") in lines[0] and "data.target" in lines[0]
+    assert "x and y" in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+# ---- point 4: cheap durability -------------------------------------------------------------
+def test_auto_checkpoints_of_xor_hold_the_end_and_the_best_epoch(dlcli_exe, tmp_path):
+    """configs/xor_mlp.yaml as shipped (checkpoint_every: auto): last holds epoch 50, best
+    the epoch metrics.jsonl marks as the last improvement, both CSV and JSON lines hold
+    every epoch, and eval reads both checkpoints."""
+    import numpy as np
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = tmp_path / "run"
+    done = run_dlcli(dlcli_exe, "train", os.path.join(root, "configs", "xor_mlp.yaml"),
+                     "--run-dir", run, "-q")
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(1, 51))
+    assert len((run / "metrics.csv").read_text().splitlines()) == 51
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["checkpoint_every"] == "auto"
+    best_epoch = max(r["epoch"] for r in rows if r["best"])
+    assert summary["best_epoch"] == best_epoch
+    for name, epoch in (("last", 50), ("best", best_epoch)):
+        with np.load(run / "checkpoints" / f"{name}.npz", allow_pickle=False) as npz:
+            assert int(npz["trainer/epoch"]) == epoch
+        scored = run_dlcli(dlcli_exe, "eval", run, "--checkpoint", name, "--json")
+        assert scored.returncode == 0, scored.stderr

@@ -4,7 +4,9 @@ import csv
 import io
 import json
 import math
+import os
 import pathlib
+import time
 
 import numpy as np
 
@@ -14,6 +16,8 @@ from dlcli.train import recovery
 from dlcli.train.io import write_text
 from dlcli.train.metrics import HIGHER_IS_BETTER
 from dlcli.train.trainer import Callback
+
+FLUSH_S = 1.0  # metric lines reach the OS at least this often (and before each checkpoint)
 
 
 def json_safe(logs: dict) -> dict:
@@ -33,36 +37,88 @@ def json_safe(logs: dict) -> dict:
 
 
 class MetricsLogger(Callback):
-    """Appends one JSON object per epoch to ``metrics.jsonl`` (a complete line per record)
-    and one row to ``metrics.csv`` (rewritten whole only when a column appears, or at the
-    start of a resumed run, from the rows kept). ``rows`` are the records of earlier epochs
-    of the same run (on resume)."""
+    """Appends one JSON object per epoch to ``metrics.jsonl`` and one row to ``metrics.csv``
+    (rewritten whole only when a column appears, or at the start of a resumed run, from the
+    rows kept). The rows are written, as whole lines, at least every :data:`FLUSH_S` seconds
+    and before each checkpoint, which :meth:`sync` makes durable first (``metrics.jsonl``
+    fsynced; the CSV is rebuilt from it on resume): a killed process loses only rows after
+    its last checkpoint, which a resume drops and trains again anyway. ``rows`` are the
+    records of earlier epochs of the same run (on resume), already in ``metrics.jsonl``."""
 
-    def __init__(self, run_dir: pathlib.Path, rows: list[dict] | None = None):
+    def __init__(self, run_dir: pathlib.Path, rows: list[dict] | None = None, cadence=None):
         self.jsonl = run_dir / "metrics.jsonl"
         self.csv = run_dir / "metrics.csv"
         self.rows: list[dict] = list(rows or [])
         self.columns: list[str] | None = None  # the CSV header written
         self._files: dict = {}  # open for appending while training runs
+        self._written = len(self.rows)  # rows[:_written] are in the files
+        self._synced = None  # len(rows) at the last sync
+        self.cadence = cadence  # told what the rows cost (the checkpoints' budget)
+        self._flushed = time.perf_counter()
+
+    def sync(self) -> None:
+        """Write the pending rows and fsync ``metrics.jsonl`` (before a checkpoint commits
+        the epochs it holds)."""
+        if self._synced == len(self.rows):
+            return  # nothing new since the last time
+        self._synced = len(self.rows)
+
+        def write():
+            self._flush()
+            handle = self._files.get(self.jsonl)
+            if handle is not None:
+                os.fsync(handle.fileno())
+            elif self.jsonl.exists():  # closed already (a write after training ended)
+                fd = os.open(self.jsonl, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        self._fail_as_training_error(write)
 
     def _append(self, path, text: str) -> None:
-        """Append and flush (to the OS: a killed process loses nothing it wrote)."""
+        """Append whole lines and hand them to the OS (a killed process loses none)."""
         handle = self._files.get(path)
         if handle is None:
             handle = self._files[path] = open(path, "a", encoding="utf-8", newline="")
         handle.write(text)
         handle.flush()
 
+    def _flush(self) -> None:
+        """Write the rows not yet written to both files."""
+        self._flushed = time.perf_counter()
+        new = self.rows[self._written:]
+        if not new:
+            return
+        self._append(self.jsonl, "".join(json.dumps(r, allow_nan=False) + "\n" for r in new))
+        self._written = len(self.rows)
+        if self.columns is not None and any(k not in self.columns and k != "nonfinite"
+                                            for r in new for k in r):
+            self._rewrite_csv()  # a new column: the header changes
+            return
+        buffer = io.StringIO()
+        if self.columns is None:  # a new run's first rows: the file starts here
+            self.columns = self._columns()
+            csv.DictWriter(buffer, fieldnames=self.columns).writeheader()
+        csv.DictWriter(buffer, fieldnames=self.columns, extrasaction="ignore").writerows(new)
+        self._append(self.csv, buffer.getvalue())
+
     def _close(self) -> None:
-        for handle in self._files.values():
-            handle.close()
-        self._files = {}
+        try:
+            self._fail_as_training_error(self._flush)
+        finally:
+            for handle in self._files.values():
+                handle.close()
+            self._files = {}
 
     def on_train_end(self, trainer, logs):
         self._close()
 
     def on_exception(self, trainer, exc):
-        self._close()
+        try:
+            self._close()
+        except TrainingError:
+            pass  # the exception being raised says more
 
     def _columns(self) -> list[str]:
         columns = []
@@ -86,22 +142,18 @@ class MetricsLogger(Callback):
             self._fail_as_training_error(self._rewrite_csv)
 
     def on_epoch_end(self, trainer, epoch, logs):
-        row = json_safe(logs)
-        self.rows.append(row)
+        if self.cadence is None:
+            return self._epoch_end(logs)
+        began = self.cadence.clock()
+        try:
+            self._epoch_end(logs)
+        finally:
+            self.cadence.spent_s += self.cadence.clock() - began
 
-        def write():
-            self._append(self.jsonl, json.dumps(row, allow_nan=False) + "\n")
-            if self.columns is not None and any(k not in self.columns
-                                                for k in row if k != "nonfinite"):
-                self._rewrite_csv()  # a new column: the header changes
-                return
-            buffer = io.StringIO()
-            if self.columns is None:  # a new run's first row: the file starts here
-                self.columns = self._columns()
-                csv.DictWriter(buffer, fieldnames=self.columns).writeheader()
-            csv.DictWriter(buffer, fieldnames=self.columns, extrasaction="ignore").writerow(row)
-            self._append(self.csv, buffer.getvalue())
-        self._fail_as_training_error(write)
+    def _epoch_end(self, logs):
+        self.rows.append(json_safe(logs))
+        if time.perf_counter() - self._flushed >= FLUSH_S:
+            self._fail_as_training_error(self._flush)
 
     def _fail_as_training_error(self, write):
         try:
@@ -156,23 +208,27 @@ class Monitor(Callback):
 
 class Checkpointer(Callback):
     """Writes ``checkpoints/last.npz`` when :class:`~dlcli.train.cadence.Cadence` says so
-    (``training.checkpoint_every``; always at the end and when interrupted) and
+    (``training.checkpoint_every``; always at the end and when interrupted) and links it to
     ``checkpoints/best.npz`` for each new best of the monitored metric (Keras'
-    ModelCheckpoint with save_best_only), by the protocol of :mod:`dlcli.train.recovery`:
-    the current ``last`` is linked to ``previous`` only when it verifies, and a new ``last``
-    is written only while another pair holds a verified copy. Runs after early stopping, so
-    the stop decision is part of the checkpointed state."""
+    ModelCheckpoint with save_best_only; with ``auto`` a new best between two writes is
+    held in memory and is the first thing the next write saves), by the protocol of
+    :mod:`dlcli.train.recovery`: the current ``last`` is linked to ``previous`` only when it
+    verifies, and a new ``last`` is written only while another pair holds a verified copy.
+    ``sync`` (the metrics logger's) makes the metric rows durable before each write. Runs
+    after early stopping, so the stop decision is part of the checkpointed state."""
 
     def __init__(self, run_dir: pathlib.Path, monitor: Monitor, normalizer_state: dict,
-                 every="auto", stopper=None):
+                 every="auto", stopper=None, sync=None):
         from dlcli.train.cadence import Cadence
         self.dir = run_dir / "checkpoints"
         self.monitor = monitor
         self.stopper = stopper
         self.normalizer_state = normalizer_state
+        self.sync = sync
         self.last_good = None
         self.cadence = Cadence(every)  # when to write (dlcli.train.cadence)
         self.held_best = None  # a new best not yet written (checkpoint_every: auto)
+        self.written = None  # (epoch, step) of the state last written
 
     def save_last(self, trainer, held=None):
         """Keep the current ``last`` as ``previous``, then write and commit the new ``last``
@@ -180,62 +236,90 @@ class Checkpointer(Callback):
         state = {**trainer.state_dict(), **self.monitor.state_dict()}
         if self.stopper is not None:
             state.update(self.stopper.state_dict())
-        model_state, optimizer_state = trainer.model.state_dict(), trainer.optimizer.state_dict()
-        if held is not None:
-            model_state, optimizer_state, state = held
-        path = self.dir / "last.npz"
+        parts = held or (trainer.model.state_dict(), trainer.optimizer.state_dict(), state)
+        self._write("last", parts)
+
+    def _write(self, name, parts):
+        """Write and commit the pair ``name`` (``last``: the current one kept as
+        ``previous`` first) from (model, optimizer, loop state)."""
+        started = self.cadence.clock()
+        model_state, optimizer_state, state = parts
+        if self.sync is not None:  # the metric rows up to this checkpoint are on disk first
+            self.sync()
+        path = self.dir / f"{name}.npz"
         try:
-            recovery.rotate(self.dir, "last", "previous")
+            if name == "last":
+                recovery.rotate(self.dir, "last", "previous")
             ckpt.save(path, model_state, optimizer_state, self.normalizer_state, state)
         except OSError as exc:
             good = self.last_good or "none yet"
             raise TrainingError(f"cannot write {path}: {exc.strerror or exc}; the last good "
                                 f"checkpoint is {good}") from None
-        self.last_good = f"{path} (epoch {int(state['epoch'])}, step {int(state['step'])})"
+        position = (int(state["epoch"]), int(state["step"]))
+        if name == "last":
+            self.written = position
+        self.last_good = f"{path} (epoch {position[0]}, step {position[1]})"
+        self.cadence.wrote(self.cadence.clock() - started)
 
-    def _flush_best(self, trainer):
-        """Write a held best as ``last`` and link it to ``best``, before the current state."""
+    def _flush_best(self, trainer, final=False):
+        """Write a held best: as ``last`` linked to ``best`` (``final``: into ``best``
+        directly, the current state being written as ``last`` next)."""
         held, self.held_best = self.held_best, None
-        if held is not None:
+        if held is None:
+            return
+        if final:
+            self._write("best", held)
+        else:
             self.save_last(trainer, held)
             self._link_best()
 
+    def on_train_begin(self, trainer):
+        self.cadence.start()
+
     def on_epoch_end(self, trainer, epoch, logs):
-        improved = logs.get("best", False)
+        began = self.cadence.clock()
+        try:
+            self._epoch_end(trainer, epoch, bool(logs.get("best", False)))
+        finally:  # every moment spent here counts against the budget
+            self.cadence.spent_s += self.cadence.clock() - began
+
+    def _epoch_end(self, trainer, epoch, improved):
         if not self.cadence.due(trainer, epoch, improved):
             if improved:
                 from dlcli.train.cadence import snapshot
-                started = self.cadence.clock()
-                self.held_best = snapshot(trainer, self.monitor)
-                self.cadence.held_s += self.cadence.clock() - started
+                self.held_best = snapshot(trainer, self.monitor, self.held_best)
             return
-        started = self.cadence.clock()
-        if not improved:
-            self._flush_best(trainer)
-        self.held_best = None
+        final = self.cadence.final(trainer, epoch)
+        if improved:
+            self.held_best = None  # superseded by this epoch's own state
+        elif self.held_best is not None:
+            self._flush_best(trainer, final)  # a held best is saved first
+            if not final:
+                return  # the current state waits for the next write
         self.save_last(trainer)
         # a run without any improvement yet still gets a best (summary: no best epoch); one
         # whose best was removed on resume gets it back at its next improvement only
         if improved or (self.monitor.best_epoch == 0 and not (self.dir / "best.npz").exists()):
             self._link_best()
-        self.cadence.wrote(epoch, started)
 
     def on_train_end(self, trainer, logs):
-        if trainer.epoch and self.cadence.epoch != trainer.epoch:  # always at the end
-            self._flush_best(trainer)
+        if trainer.epoch and (self.written is None or self.written[0] != trainer.epoch):
+            self._flush_best(trainer, final=True)  # always at the end
             self.save_last(trainer)
 
     def _link_best(self):
         # The same state as last: link it (files are replaced, never rewritten in place).
+        started = self.cadence.clock()
         try:
             recovery.rotate(self.dir, "last", "best")
         except OSError as exc:
             raise TrainingError(f"cannot write {self.dir / 'best.npz'}: "
                                 f"{exc.strerror or exc}; the last good checkpoint is "
                                 f"{self.last_good}") from None
+        self.cadence.write_s += self.cadence.clock() - started
 
     def on_interrupt(self, trainer, signum):
-        self._flush_best(trainer)
+        self._flush_best(trainer, final=True)
         self.save_last(trainer)
 
     def on_exception(self, trainer, exc):

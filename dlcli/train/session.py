@@ -130,7 +130,9 @@ def _train(config: Config, par, *, run_dir=None, seed=None, console=None, intera
                                     training["checkpoint_every"], stopper)
         if resume:
             checkpointer.last_good = f"{path} (epoch {trainer.epoch}, step {trainer.step})"
-        callbacks = [monitor, MetricsLogger(run_dir, rows)]
+        logger = MetricsLogger(run_dir, rows, cadence=checkpointer.cadence)
+        checkpointer.sync = logger.sync
+        callbacks = [monitor, logger]
         diagnostics = None
         if training["diagnostics"]:
             if resume:  # rows past the checkpoint are replayed

@@ -130,9 +130,9 @@ def test_table_state_round_trips():
     assert again.feature_names == ["a", "c=u", "c=v"]
 
 
-@pytest.mark.parametrize("key, value", [("features", ["a"]), ("exclude", "Id"),
+@pytest.mark.parametrize("key, value", [("target", "y"), ("features", ["a"]), ("exclude", "Id"),
                                         ("missing", "mean")])
 def test_csv_keys_on_arrays_are_refused_not_ignored(tmp_path, key, value):
     np.savez(tmp_path / "d.npz", x=np.zeros((4, 2)), y=np.array([0, 1, 0, 1]))
     with pytest.raises(DataError, match=rf"data.{key} applies to the columns of a CSV file"):
-        prepare({**spec(tmp_path / "d.npz"), key: value}, tmp_path, 0)
+        prepare({**spec(tmp_path / "d.npz"), "target": None, key: value}, tmp_path, 0)

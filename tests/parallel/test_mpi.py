@@ -142,7 +142,9 @@ def test_a_killed_rank_ends_the_job_and_leaves_a_checkpoint_to_resume(tmp_path):
     """Rank 1 dies (SIGKILL) in epoch 2: mpiexec ends every rank; the last checkpoint
     loads (checksums verified) and one process resumes it to the reference's end."""
     require_mpi()
-    path = write(tmp_path, mlp("float32"))
+    config = mlp("float32")
+    config["training"]["checkpoint_every"] = 1  # auto: none before ~2 s of training
+    path = write(tmp_path, config)
     ok(dlcli_single(["train", path, "--run-dir", tmp_path / "single", "-q"]))
     run = tmp_path / "run"
     result = mpiexec_dlcli(2, ["train", path, "--run-dir", run, "-q"],

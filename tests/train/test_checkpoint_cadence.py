@@ -1,6 +1,8 @@
 """When checkpoints are written (issue 17, point 4): ``training.checkpoint_every`` epochs,
-always at the end, on an interrupt and for a new best; by default as often as keeps the
-writing at about a tenth of the training time. Metrics are appended, not rewritten."""
+always at the end, on an interrupt and for a new best; by default (``auto``) as often as
+keeps all the writing (checkpoints, metric lines, copies of new bests) within 8% of the
+training time, a new best being the first thing each write saves. Metrics are appended, not
+rewritten, and fsynced before each checkpoint."""
 
 import csv
 import json
@@ -60,6 +62,9 @@ def test_best_checkpoint_holds_the_best_epoch(tmp_path, monkeypatch):
 
 def test_auto_writes_less_when_writing_is_slow(tmp_path, monkeypatch):
     import time
+
+    from dlcli.train import cadence
+    monkeypatch.setattr(cadence, "FIRST_S", 0.0)  # the first write after the first epoch
     saved = record_saves(monkeypatch)
     real = ckpt.save
 
@@ -159,3 +164,197 @@ def test_a_diverged_run_keeps_its_held_best(tmp_path, monkeypatch):
     assert best_epoch > 1  # held, not written when it was reached
     parts = ckpt.load(tmp_path / "run" / "checkpoints" / "best.npz")
     assert int(parts["trainer"]["epoch"]) == best_epoch
+
+
+class FakeTrainer:
+    """What :class:`Cadence` reads of a trainer."""
+    interrupt_signal = None
+    stop_training = False
+
+    def __init__(self, epochs):
+        self.epochs = epochs
+
+
+def simulate(epochs, epoch_s, write_s, line_s):
+    """Run the auto cadence over ``epochs`` epochs of ``epoch_s`` seconds, each followed by
+    a metric line of ``line_s`` and, when due, a checkpoint write of ``write_s`` (a fake
+    clock). Returns (epochs written, seconds spent writing, total seconds)."""
+    from dlcli.train.cadence import Cadence
+    now = [0.0]
+    cadence = Cadence("auto", clock=lambda: now[0])
+    trainer, written, spent = FakeTrainer(epochs), [], 0.0
+    for epoch in range(1, epochs + 1):
+        now[0] += epoch_s + line_s
+        cadence.spent_s += line_s
+        spent += line_s
+        if cadence.due(trainer, epoch, improved=False):
+            now[0] += write_s
+            cadence.wrote(write_s)
+            cadence.spent_s += write_s
+            spent += write_s
+            written.append(epoch)
+    return written, spent, now[0]
+
+
+@pytest.mark.parametrize("epochs, epoch_s, write_s, line_s", [
+    (300, 0.003, 0.005, 0.0001),  # configs/xor_mlp.yaml's sizes: writes cost epochs
+    (1000, 0.003, 0.005, 0.0001),
+    (50, 0.05, 0.004, 0.0001),
+    (2000, 0.01, 0.2, 0.0),  # a slow disk: a write costs 20 epochs
+])
+def test_auto_keeps_all_writing_within_the_budget(epochs, epoch_s, write_s, line_s):
+    from dlcli.train.cadence import BUDGET, FIRST_S, RESERVE
+    written, spent, total = simulate(epochs, epoch_s, write_s, line_s)
+    assert written[-1] == epochs  # always at the end
+    # the first write: after the first epoch ending at least FIRST_S into training, at
+    # least FIRST_S before the end (else at the end)
+    step = epoch_s + line_s
+    first = next((e for e in range(1, epochs + 1)
+                  if e * step >= FIRST_S and (epochs - e) * step >= FIRST_S), epochs)
+    assert written[0] == first
+    assert spent <= BUDGET * total + 1e-12, (spent / total, written)
+    # and the budget is used, not starved: one write more would not have fitted
+    if total - write_s >= FIRST_S and written != list(range(written[0], epochs + 1)):
+        assert spent + RESERVE * write_s > BUDGET * total
+
+
+def test_a_run_too_short_for_its_two_writes_still_makes_them():
+    """The first write (it measures the cost) and the last are made whatever they cost: on
+    a slow disk a short run spends more than the budget (docs/faults.md: 5 s, 0.5 s writes,
+    17%)."""
+    from dlcli.train.cadence import BUDGET, FIRST_S
+    epochs = round(2.5 * FIRST_S / 0.01)  # 2.5 FIRST_S (5 s) of 10 ms epochs, 0.5 s writes
+    written, spent, total = simulate(epochs, 0.01, 0.5, 0.0)
+    assert written == [round(FIRST_S / 0.01), epochs]
+    assert spent / total == pytest.approx(1.0 / (epochs * 0.01 + 1.0)) and spent / total > BUDGET
+
+
+def test_auto_first_write_measures_when_epochs_are_long():
+    from dlcli.train.cadence import BUDGET
+    written, spent, total = simulate(20, 2.0, 0.05, 0.0)  # 2 s epochs, 50 ms writes
+    assert written == list(range(1, 21))  # every epoch: 1 write in 40 epochs' time
+    assert spent / total < BUDGET
+
+
+def test_auto_short_run_writes_only_at_the_end():
+    """configs/xor_mlp.yaml's 50 epochs (~0.2 s): one write, at the end; a run that would
+    end less than FIRST_S after reaching it makes no first write before the end either."""
+    from dlcli.train.cadence import FIRST_S
+    assert simulate(50, 0.004, 0.005, 0.0001)[0] == [50]
+    first = round(FIRST_S / 0.01)  # 10 ms epochs
+    assert simulate(round(1.5 * first), 0.01, 0.005, 0.0)[0] == [round(1.5 * first)]
+    assert simulate(round(2.5 * first), 0.01, 0.005, 0.0)[0][0] == first
+
+
+# monitored values (min): new bests at epochs 1, 2, 3, 6
+SCRIPTED = {1: 1.0, 2: 0.9, 3: 0.8, 4: 0.85, 5: 0.86, 6: 0.7, 7: 0.75, 8: 0.76, 9: 0.77}
+
+
+def scripted_bests(monkeypatch, due_epochs):
+    """The monitor sees SCRIPTED; ``auto`` writes at ``due_epochs`` (and the end)."""
+    from dlcli.train.cadence import Cadence
+    from dlcli.train.callbacks import Monitor
+    real_due = Cadence.due
+
+    def due(self, trainer, epoch, improved):
+        if self.every != "auto":
+            return real_due(self, trainer, epoch, improved)
+        return self.final(trainer, epoch) or epoch in due_epochs
+    monkeypatch.setattr(Cadence, "due", due)
+    monkeypatch.setattr(Monitor, "on_epoch_end", lambda self, trainer, epoch, logs:
+                        logs.__setitem__("best", self.update({self.name: SCRIPTED[epoch]},
+                                                             epoch)))
+
+
+def same_state(a, b):
+    import numpy as np
+    return all(np.array_equal(a[part][k], b[part][k])
+               for part in ("model", "optimizer") for k in a[part])
+
+
+def test_a_held_best_at_the_end_is_written_into_best(tmp_path, monkeypatch):
+    scripted_bests(monkeypatch, due_epochs=())
+    saved = record_saves(monkeypatch)
+    train(tmp_path, "every", checkpoint_every=1)
+    saved.clear()
+    train(tmp_path, "auto")
+    # nothing due before the end: the held best of epoch 6 goes straight into best
+    assert [(name, epoch) for name, epoch, _ in saved] == [("best.npz", 6), ("last.npz", 9)]
+    for name in ("best", "last"):
+        a, b = (ckpt.load(tmp_path / run / "checkpoints" / f"{name}.npz")
+                for run in ("every", "auto"))
+        assert same_state(a, b)
+
+
+def test_a_held_best_is_the_first_thing_the_next_write_saves(tmp_path, monkeypatch):
+    """A new best reached between two writes is written (as last, linked to best) by the
+    next write, ahead of the current state, and a run resumed from it ends as the
+    uninterrupted one."""
+    import numpy as np
+
+    from dlcli.train.callbacks import MetricsLogger
+    scripted_bests(monkeypatch, due_epochs=(1, 5, 8))
+    saved = record_saves(monkeypatch)
+    train(tmp_path, "every", checkpoint_every=1)
+    saved.clear()
+    train(tmp_path, "auto")
+    assert [epoch for _, epoch, _ in saved] == [1, 3, 6, 9]
+    checkpoints = {name: tmp_path / name / "checkpoints" for name in ("every", "auto")}
+    best = {name: ckpt.load(d / "best.npz") for name, d in checkpoints.items()}
+    assert int(best["auto"]["trainer"]["epoch"]) == 6
+    assert same_state(best["every"], best["auto"])  # the best epoch's weights and moments
+
+    # killed in epoch 9, before its checkpoint: last holds epoch 6 (the held best, written
+    # at epoch 8), the rows of epochs 7-9 are replayed
+    real = MetricsLogger.on_epoch_end
+
+    def crash_in_nine(self, trainer, epoch, logs):
+        real(self, trainer, epoch, logs)
+        if epoch == 9:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(MetricsLogger, "on_epoch_end", crash_in_nine)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path, "crashed")
+    assert int(ckpt.load(tmp_path / "crashed" / "checkpoints" / "last.npz")
+               ["trainer"]["epoch"]) == 6
+    monkeypatch.setattr(MetricsLogger, "on_epoch_end", real)
+    raw = moons_mlp(epochs=9)
+    raw["training"]["early_stopping"] = None
+    session.train(resolve(raw), run_dir=tmp_path / "crashed", resume=True)
+    assert [r["epoch"] for r in rows_of(tmp_path / "crashed")] == list(range(1, 10))
+    assert [r["loss"] for r in rows_of(tmp_path / "crashed")] == \
+        [r["loss"] for r in rows_of(tmp_path / "every")]
+    a = ckpt.load(checkpoints["every"] / "last.npz")["model"]
+    b = ckpt.load(tmp_path / "crashed" / "checkpoints" / "last.npz")["model"]
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_metric_rows_are_fsynced_before_each_checkpoint(tmp_path, monkeypatch):
+    """Each checkpoint is preceded by an fsync of ``metrics.jsonl`` holding its epoch's row
+    (a power failure cannot leave a checkpoint ahead of the rows a resume keeps; the CSV is
+    rebuilt from it on resume) and finds the CSV rows handed to the OS."""
+    import os
+    events = []
+    run_dir = tmp_path / "run"
+    real_fsync, real_save = os.fsync, ckpt.save
+
+    def lines(name):
+        return (run_dir / name).read_text().count("\n")
+
+    def fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("metrics.jsonl"):
+            events.append(("sync", lines("metrics.jsonl")))
+        return real_fsync(fd)
+
+    def save(path, *args, **kw):
+        events.append(("save", int(args[3]["epoch"]), lines("metrics.csv")))
+        return real_save(path, *args, **kw)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(ckpt, "save", save)
+    train(tmp_path, checkpoint_every=3, monitor="loss", monitor_mode="max")
+    saves = [i for i, e in enumerate(events) if e[0] == "save"]
+    assert len(saves) >= 3
+    for i in saves:
+        _, epoch, csv_lines = events[i]
+        assert events[i - 1][0] == "sync" and events[i - 1][1] >= epoch  # a line per epoch
+        assert csv_lines >= epoch + 1  # and the header

@@ -48,11 +48,13 @@ def dlcli(*args, **kwargs):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
-def wait_for_epochs(run_dir, count, proc, timeout=300):
+def wait_for_epochs(run_dir, count, proc, timeout=300, committed=False):
+    """Until ``count`` metric rows are on disk (``committed``: and a checkpoint is)."""
     deadline = time.time() + timeout
     metrics = run_dir / "metrics.jsonl"
     while time.time() < deadline:
-        if metrics.exists() and metrics.read_text().count("\n") >= count:
+        if metrics.exists() and metrics.read_text().count("\n") >= count and (
+                not committed or (run_dir / "checkpoints" / "last.json").exists()):
             return
         if proc.poll() is not None:
             raise AssertionError(f"dlcli exited early: {proc.communicate()}")
@@ -101,12 +103,13 @@ def test_sigint_from_outside_checkpoints_and_resume_finishes_identically(tmp_pat
 
 def test_kill_9_leaves_a_loadable_checkpoint_and_resume_matches(tmp_path, reference):
     run_dir = tmp_path / "run"
-    proc = dlcli("train", write_config(tmp_path), "--run-dir", run_dir)
-    wait_for_epochs(run_dir, 2, proc)
+    # a checkpoint each epoch (auto would make the first only after ~2 s of training)
+    proc = dlcli("train", write_config(tmp_path, checkpoint_every=1), "--run-dir", run_dir)
+    wait_for_epochs(run_dir, 2, proc, committed=True)
     proc.kill()
     proc.communicate()
     path, parts, _ = recovery.load_latest(run_dir / "checkpoints")
-    assert int(parts["trainer"]["epoch"]) >= 1  # metrics are written before the checkpoint
+    assert int(parts["trainer"]["epoch"]) >= 1
     # The dead process's lock is stale: resume takes it over.
     done = subprocess.run([sys.executable, "-m", "dlcli", "train", "--resume", run_dir, "-q"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -137,7 +137,8 @@ def test_resume_refuses_a_changed_config_listing_the_keys(tmp_path):
 
 def test_resume_falls_back_to_the_previous_checkpoint_when_last_is_damaged(tmp_path):
     run_dir = tmp_path / "run"
-    session.train(load_config(write_config(tmp_path, epochs=2)), run_dir=run_dir)
+    session.train(load_config(write_config(tmp_path, epochs=2, checkpoint_every=1)),
+                  run_dir=run_dir)
     last = run_dir / "checkpoints" / "last.npz"
     data = bytearray(last.read_bytes())
     data[len(data) // 2] ^= 0x01
