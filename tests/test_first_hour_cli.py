@@ -218,3 +218,36 @@ def test_auto_checkpoints_of_xor_hold_the_end_and_the_best_epoch(dlcli_exe, tmp_
             assert int(npz["trainer/epoch"]) == epoch
         scored = run_dlcli(dlcli_exe, "eval", run, "--checkpoint", name, "--json")
         assert scored.returncode == 0, scored.stderr
+
+
+# ---- point 9: an F1 per epoch for every classifier --------------------------------------
+@pytest.mark.parametrize("config, key", [("xor_mlp.yaml", "val_f1"),
+                                         ("softmax_regression.yaml", "val_macro_f1")])
+def test_classifiers_log_a_validation_f1_each_epoch(dlcli_exe, tmp_path, config, key):
+    """Binary runs log val_f1 (the positive class's), multi-class runs val_macro_f1, each
+    epoch; the last row's value is the F1 of eval's confusion matrix of the same split and
+    checkpoint, 2TP / (2TP + FP + FN) per class; and the metric can be monitored."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = tmp_path / "run"
+    done = run_dlcli(dlcli_exe, "train", os.path.join(root, "configs", config), "--run-dir",
+                     run, "-q", "--set", "training.epochs=4", "--set",
+                     f"training.monitor={key}")
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(key in r for r in rows)
+    scored = run_dlcli(dlcli_exe, "eval", run, "--split", "val", "--checkpoint", "last",
+                       "--json")
+    assert scored.returncode == 0, scored.stderr
+    confusion = json.loads(scored.stdout)["confusion_matrix"]
+    k = len(confusion)
+    f1 = []
+    for c in range(k):
+        tp = confusion[c][c]
+        fp = sum(confusion[r][c] for r in range(k)) - tp
+        fn = sum(confusion[c]) - tp
+        f1.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    expected = f1[1] if key == "val_f1" else sum(f1) / k
+    assert rows[-1][key] == pytest.approx(expected, abs=1e-12)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["monitor"] == key
+    assert summary["best"] == max(r[key] for r in rows)  # an F1 is better higher
