@@ -33,7 +33,9 @@ def stream_rng(seed: int, stream: int) -> np.random.Generator:
 @dataclasses.dataclass
 class Splits:
     """Prepared data. x in internal layout, in the dtype ``prepare`` was given (float64 by
-    default); y int64 (N,) class labels or float64 (N, k).
+    default): an ndarray, or for a memory-mapped file of ``lazy.STREAM_BYTES`` or more a
+    :class:`dlcli.data.lazy.Rows` read a batch at a time; y int64 (N,) class labels or
+    float64 (N, k).
 
     ``class_names`` is a list for class targets (label i is class_names[i]) and None for value
     targets; ``input_shape`` excludes the batch axis; ``normalizer`` is already applied to
@@ -253,11 +255,7 @@ def _load(spec: dict, base_dir, seed: int, targets: bool = True, table=None):
             raise DataError(f"bad parameters for {source}: {exc}", where="data.params") from None
         return {"x": np.asarray(x), "y": np.asarray(y)}, source, True
     path = _resolve(source, base_dir)
-    if path.is_dir() and (path / "x.npy").is_file():  # a folder of .npy files, mapped
-        raw = read_npy_dir(path)
-        readers.check_arrays(raw, path, ("x", "y") if targets else ("x",))
-        return raw, str(path), False
-    if path.is_dir():
+    if path.is_dir() and not (path / "x.npy").is_file():
         path = _mnist_in_dir(path)
     if path.suffix.lower() == ".csv":
         from dlcli.data.tabular import read_table
@@ -279,7 +277,8 @@ def _mnist_in_dir(folder: pathlib.Path) -> pathlib.Path:
     found = [p for p in found if readers.is_idx_path(p)]
     if not found:
         raise DataError(
-            "a data folder must hold MNIST-style IDX files (train-images-idx3-ubyte[.gz], "
+            "a data folder must hold x.npy and y.npy (optional x_test.npy, y_test.npy, "
+            "class_names.npy), or MNIST-style IDX files (train-images-idx3-ubyte[.gz], "
             "train-labels-idx1-ubyte[.gz], optional t10k-* test files)",
             where=str(folder),
         )

@@ -16,7 +16,7 @@ import numpy as np
 from dlcli.data.cache import idx_array, npz_member
 from dlcli.data.idx import GZIP_MAGIC, IDX_DTYPES, is_idx_path, read_idx, read_idx_set  # noqa: F401
 from dlcli.data.mapped import check_file as _check_file
-from dlcli.data.mapped import load_npy, map_npz
+from dlcli.data.mapped import load_npy, map_npz, read_npy_dir
 from dlcli.errors import DataError
 
 NPZ_KEYS = ("x", "y", "x_test", "y_test", "class_names")
@@ -261,7 +261,8 @@ def _parse_targets(cells, names, lines, where) -> np.ndarray:
 def read_array_file(path, target=None, *, targets: bool = True) -> dict:
     """Read any supported data file into a dict of arrays, dispatching on the file name.
 
-    ``.npz`` -> read_npz's dict; ``.csv`` -> {x, y, feature_names} (``target`` as in
+    ``.npz`` -> read_npz's dict; a folder of .npy files -> its arrays (``x.npy`` ...,
+    memory-mapped); ``.npy`` -> {x}; ``.csv`` -> {x, y, feature_names} (``target`` as in
     read_csv); IDX (``.idx``, ``*-ubyte``, optionally ``.gz``) -> {x} for one file, or
     {x, y} plus {x_test, y_test} when the file is MNIST's ``*images*`` file and the matching
     ``*labels*`` (and ``t10k-*``) files sit beside it. With ``targets=False`` (an
@@ -270,6 +271,10 @@ def read_array_file(path, target=None, *, targets: bool = True) -> dict:
     """
     path = pathlib.Path(path)
     suffix = path.suffix.lower()
+    if path.is_dir() and (path / "x.npy").is_file():  # a folder of .npy files, mapped
+        out = read_npy_dir(path)
+        check_arrays(out, path, ("x", "y") if targets else ("x",))
+        return out
     if suffix == ".npz":
         return read_npz(path, required=("x", "y") if targets else ("x",))
     if suffix == ".npy":  # inputs only (an autoencoder's data), memory-mapped

@@ -95,7 +95,7 @@ def plan(data: pathlib.Path, target: str | None = None) -> dict:
     from dlcli.data.prepare import _mnist_in_dir, detect_layout
 
     data = pathlib.Path(data)
-    if data.is_dir():
+    if data.is_dir() and not (data / "x.npy").is_file():  # else a folder of .npy files
         data = _mnist_in_dir(data)
     suffix = data.suffix.lower()
     out = {"source": data, "csv": suffix == ".csv"}

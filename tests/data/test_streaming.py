@@ -302,3 +302,18 @@ def test_data_parallel_training_streams_the_same_batches(tmp_path, monkeypatch):
     assert isinstance(prep.splits.x_train, lazy.Rows)
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
+
+
+def test_init_reads_a_folder_of_npy_files(tmp_path):
+    from dlcli.inspect.starter import plan
+
+    folder = tmp_path / "set"
+    folder.mkdir()
+    np.save(folder / "x.npy", np.zeros((30, 4, 5, 3), np.uint8))  # NHWC images
+    np.save(folder / "y.npy", np.arange(30) % 3)
+    decided = plan(folder)
+    assert decided["input_shape"] == [4, 5, 3]
+    assert (decided["task"], decided["classes"]) == ("classification", ["0", "1", "2"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="must hold x.npy and y.npy"):
+        plan(tmp_path / "empty")
