@@ -26,7 +26,7 @@ TIMEOUT_S = 600  # per dlcli time process
 # Row names of ``dlcli time`` that are not layers, grouped as the README reads them.
 _GROUPS = {"data": "data gathering", "loss": "loss", "optimizer": "optimizer update",
            "gradient_check": "non-finite check", "metrics": "metrics",
-           "zero_grad": "loop overhead", "other": "loop overhead"}
+           "other": "loop overhead"}
 
 
 def run_once(config: str, batches: int, threads: int | None, sets: list[str]) -> dict:

@@ -261,8 +261,8 @@ def to_torch(model):
             continue
         else:
             raise NotImplementedError(f"layer type {kind}")
-        if layer.activation is not None:
-            act = activation(layer.activation, last)
+        if model.activation_of(layer) is not None:
+            act = activation(model.activation_of(layer), last)
             if act is not None:
                 modules.append(act)
     return nn.Sequential(*modules)

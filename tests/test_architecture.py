@@ -75,3 +75,46 @@ def test_no_import_cycles():
 def test_no_file_over_the_limit(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{path.relative_to(ROOT)} has {lines} lines (limit {MAX_LINES})"
+
+
+# The engine's speed tricks stay with their owners: the fused steps and the layout a
+# convolution hands a pooling over in (nn/fusion.py and the kernel that defines it), the
+# packed buffers and the execution plan (nn/model.py). Nothing else names their classes or
+# reaches for their private attributes; the rest of dlcli sees plain layers and a model.
+FUSION = {"dlcli.nn.fusion", "dlcli.nn.functional.conv_stride1"}
+OWNED_NAMES = {"ConvThenPool": FUSION, "PoolThenReLU": FUSION, "WideOutput": FUSION,
+               "WideGradient": FUSION,
+               "wide_for": FUSION | {"dlcli.nn.functional.conv"}}
+MODEL = {"dlcli.nn.model"}
+OWNED_ATTRIBUTES = {"_plan": set(), "_plans": MODEL, "_attached": MODEL, "_layer_of": MODEL, "_flat": MODEL,
+                    "_pack_parameters": MODEL, "__array_interface__": set()}
+
+
+def names_used(path: pathlib.Path) -> tuple[set[str], set[str]]:
+    """(identifiers, attribute names) a module's code uses: names, imported names,
+    keyword arguments and parameters; attributes read or written on any object."""
+    names, attributes = set(), set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+            attributes.add(node.attr)
+        elif isinstance(node, ast.alias):
+            names.add(node.name.rpartition(".")[2])
+        elif isinstance(node, ast.keyword) and node.arg:
+            names.add(node.arg)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+    return names, attributes
+
+
+def test_only_the_owners_name_the_fused_steps_and_the_packing_internals():
+    found = []
+    for name, path in MODULES.items():
+        names, attributes = names_used(path)
+        found += [f"{name} names {n}" for n in sorted(names & set(OWNED_NAMES))
+                  if name not in OWNED_NAMES[n]]
+        found += [f"{name} reads .{a}" for a in sorted(attributes & set(OWNED_ATTRIBUTES))
+                  if name not in OWNED_ATTRIBUTES[a]]
+    assert not found, "\n".join(found)

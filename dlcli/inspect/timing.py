@@ -1,12 +1,15 @@
 """``dlcli time``: where the time of one training step goes, per layer and per phase.
 
 The step timed is the trainer's own (``Trainer.train_step``, which ``Trainer.fit`` runs):
-gather a batch with ``np.take`` into reused buffers, zero the gradients, forward to the
+gather a batch with ``np.take`` into reused buffers, forward to the
 logits, loss, backward, the non-finite gradient check, clipping (when configured), the
-optimizer step, then the batch metrics; the step marks the clock after each phase. Each op (a layer, or a layer's ``activation``) is instrumented by
-wrapping its ``forward``/``backward`` on the instance with a timer; the layers
-themselves contain no timing code, and the model's own ``forward``/``backward`` run
-unchanged.
+optimizer step, then the batch metrics; the step marks the clock after each phase. Each of
+the model's ops (a layer, or the activation attached to one) and each fused step of its
+plan is instrumented by wrapping its ``forward``/``backward`` on the instance with a
+timer; the layers themselves contain no timing code, and the model's own
+``forward``/``backward`` run unchanged. A fused step's time not spent in an op it calls
+(a convolution and pooling run as one step) is the row of its first op that is not an
+activation: a pooling fused with its convolution is timed in the convolution's row.
 
 Figures are means over ``batches`` steps after ``warmup`` untimed ones (the first steps
 allocate buffers and optimizer state). Throughput in GFLOP/s counts the work the step does
@@ -59,10 +62,9 @@ def _timed(fn, slot: list, index: int):
 
 def _ops(model):
     """(op, owning layer, kind) for every op of the model, in forward order."""
-    for layer in model.layers:
-        yield layer, layer, "activation" if layer.type_name == "activation" else "layer"
-        if layer.activation is not None:
-            yield layer.activation, layer, "activation"
+    for op in model.ops:
+        owner = model.layer_of(op)
+        yield op, owner, "activation" if op.type_name == "activation" else "layer"
 
 
 def blas_info() -> dict:
@@ -123,8 +125,14 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
         op_times.append(slot)
         op.forward = _timed(op.forward, slot, 0)
         op.backward = _timed(op.backward, slot, 1)
+    slots = {op: slot for (op, _, _), slot in zip(ops, op_times)}
+    steps = [(step, [0.0, 0.0]) for step in model.plan(model.fused_output)
+             if step not in slots]  # the fused steps (each op is a step of its own otherwise)
+    for step, slot in steps:
+        step.forward = _timed(step.forward, slot, 0)
+        step.backward = _timed(step.backward, slot, 1)
 
-    phases = ("data", "zero_grad", "forward", "loss_forward", "loss_backward", "backward",
+    phases = ("data", "forward", "loss_forward", "loss_backward", "backward",
               "gradient_check", "clipping", "optimizer", "metrics")
     clock = time.perf_counter
     params = model.parameters()
@@ -158,9 +166,14 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
 
     with np.errstate(all="ignore"):
         run(warmup)
-        for slot in op_times:
+        for slot in op_times + [slot for _, slot in steps]:
             slot[0] = slot[1] = 0.0
         totals = run(batches)
+    for step, (fwd, bwd) in steps:  # what a fused step spent outside its ops' own calls
+        inner = [slots[op] for op in step.ops]
+        lead = next(op for op in step.ops if op.type_name != "activation")
+        slots[lead][0] += max(fwd - sum(s[0] for s in inner), 0.0)
+        slots[lead][1] += max(bwd - sum(s[1] for s in inner), 0.0)
 
     # ---- rows ------------------------------------------------------------------------
     ms = 1000.0 / batches
@@ -177,7 +190,6 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
     # pooling that read its convolution's output in the product layout.
     fusion_notes = model.fusion_notes()
     add("data", "data", "np.take", totals["data"] * ms, 0.0)
-    add("zero_grad", "step", "zero_grad", totals["zero_grad"] * ms, 0.0)
     total_mult_adds = flop_per_step = 0
     for (op, owner, kind), (fwd, bwd) in zip(ops, op_times):
         if kind == "layer":
@@ -193,13 +205,12 @@ def time_config(config, batches: int = 20, warmup: int = 2, seed: int | None = N
                 output_shape=list(_display(out_shape)), mult_adds=mult_adds,
                 gflops=flops / seconds / 1e9 if seconds > 0 and mult_adds else None, **extra)
         else:
-            name = (op.name if op is owner else f"{owner.name}.{op.activation_name}")
             extra = {"of": owner.name} if op is not owner else {}
             if op is fused:
                 extra["fused_into_loss"] = True
             if "runs_after" in fusion_notes.get(op, {}):
                 extra["runs_after"] = fusion_notes[op]["runs_after"]
-            add(name, "activation", op.activation_name, fwd * ms, bwd * ms, **extra)
+            add(op.name, "activation", op.activation_name, fwd * ms, bwd * ms, **extra)
     loss_name = loss.name + (f" (fused {fused.activation_name})" if fused is not None else "")
     add("loss", "loss", loss_name, totals["loss_forward"] * ms, totals["loss_backward"] * ms)
     add("gradient_check", "step", "non-finite check", totals["gradient_check"] * ms, 0.0)

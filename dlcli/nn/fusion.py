@@ -1,9 +1,10 @@
 """The engine's fused pairs: the ONLY place that knows them.
 
 A model runs its ops (layers and their activations) in order; :func:`plan` replaces pairs
-that can run faster together by one object with the same ``forward(x, training)`` /
-``backward(dy)`` contract, and :func:`notes` says what each did, so ``dlcli time`` and
-``dlcli shapes`` describe them without knowing these classes:
+that can run faster together by one step with the same ``forward(x, training)`` /
+``backward(dy)`` contract. Each such step lists the ``ops`` it runs and ``describe()``s what
+it did; :func:`notes` gathers those, so ``dlcli time`` and ``dlcli shapes`` describe the
+fused pairs without knowing these classes:
 
 * :class:`PoolThenReLU`: a ReLU directly followed by max pooling runs after it.
 * :class:`ConvThenPool`: a conv2d whose output goes straight into a tiling max pooling hands
@@ -16,7 +17,9 @@ with the output activation is :func:`dlcli.nn.losses.fuse_output`'s business.
 import numpy as np
 
 from dlcli.nn.activations import Activation
-from dlcli.nn.functional.conv_stride1 import pools_in_place
+from dlcli.nn.functional.conv import conv2d_backward, conv2d_forward
+from dlcli.nn.functional.conv_stride1 import WideOutput, pools_in_place
+from dlcli.nn.functional.pooling import maxpool2d_planes, maxpool2d_planes_backward
 from dlcli.nn.layers.base import Layer
 
 
@@ -41,12 +44,8 @@ def notes(steps: list) -> dict:
     ``{"runs_after": <pool name>}``."""
     found = {}
     for step in steps:
-        if isinstance(step, ConvThenPool):
-            if step.pool.read_in_place:
-                found[step.pool] = {"fused_with": step.conv.name}
-            step = step.after
-        if isinstance(step, PoolThenReLU) and step.swapped:
-            found[step.relu] = {"runs_after": step.pool.name}
+        if isinstance(step, (ConvThenPool, PoolThenReLU)):
+            found.update(step.describe())
     return found
 
 
@@ -58,7 +57,7 @@ def relu_runs_pooled(op, pool, input_hw) -> bool:
 
 def conv_hands_over(conv, input_shape, following) -> bool:
     """Whether ``conv`` (input ``input_shape``, batch axis excluded) hands its output to the
-    pooling among the layers ``following`` in its product layout in training."""
+    pooling among the ops ``following`` it in its product layout in training."""
     return ConvThenPool.hands_over(conv, input_shape, following)
 
 
@@ -83,7 +82,12 @@ class PoolThenReLU:
 
     def __init__(self, relu: Activation, pool: Layer):
         self.relu, self.pool = relu, pool
+        self.ops = (relu, pool)
         self.swapped = False
+
+    def describe(self) -> dict:
+        """``{relu: {"runs_after": pool name}}`` when the latest forward swapped the pair."""
+        return {self.relu: {"runs_after": self.pool.name}} if self.swapped else {}
 
     @staticmethod
     def applies(relu, pool) -> bool:
@@ -99,7 +103,13 @@ class PoolThenReLU:
         self.swapped = x.ndim == 4 and self.covers(self.pool, x.shape[2:])
         if not self.swapped:
             return self.pool.forward(self.relu.forward(x, training), training)
-        y = self.relu.forward(self.pool.forward(x, training), training)
+        return self.relu_after_pool(self.pool.forward(x, training), training)
+
+    def relu_after_pool(self, pooled: np.ndarray, training: bool) -> np.ndarray:
+        """The ReLU of the pooled values, with the pooling's argmax set to 0 where the
+        output is 0 (what the written order's tie rule gives)."""
+        self.swapped = True
+        y = self.relu.forward(pooled, training)
         argmax = self.pool.argmax
         np.multiply(argmax, np.greater(y, 0), out=argmax)
         return y
@@ -114,18 +124,33 @@ class ConvThenPool:
     """A conv2d whose output goes straight into a max pooling with tiling windows (stride
     = pool size, no padding), directly or through a :class:`PoolThenReLU`.
 
-    In training the pooling reads its windows where the convolution's product left them and
-    writes its gradient where the convolution's backward reads it
-    (:class:`~dlcli.nn.functional.conv_stride1.WideOutput`): the copy of the output into (N, F, H, W) and
-    the copy of its gradient back are skipped. The values are the same ones either way,
-    bit for bit; only the layout they travel in changes. The convolution decides per batch
-    (its stride-1 path, windows that cover its output exactly); otherwise, and outside
-    training, the ops run one after the other.
+    In training this step runs the two layers' kernels itself: the pooling reads its
+    windows where the convolution's product left them and writes its gradient where the
+    convolution's backward reads it (:class:`~dlcli.nn.functional.conv_stride1.WideOutput`),
+    so the copy of the output into (N, F, H, W) and the copy of its gradient back are
+    skipped. It uses the layers' parameters, gradients and workspaces and sets what the
+    pooling layer shows after a forward (``argmax``, ``forward_input_hw``), so the values
+    are the same ones as the layers run one by one, bit for bit; only the layout they
+    travel in changes. The convolution's kernel decides per batch (its stride-1 path,
+    windows that cover its output exactly); otherwise, and outside training, the ops run
+    one after the other.
     """
 
     def __init__(self, conv: Layer, after):
         self.conv, self.after = conv, after
         self.pool = after.pool if isinstance(after, PoolThenReLU) else after
+        self.ops = (conv, *after.ops) if isinstance(after, PoolThenReLU) else (conv, after)
+        self.handed_over = False  # whether the latest forward pooled in place
+        self._cache = None  # the convolution kernel's cache, when this step ran it
+        self._wide = None
+
+    def describe(self) -> dict:
+        """``{pool: {"fused_with": conv name}}`` when the latest forward pooled in place,
+        with what a :class:`PoolThenReLU` inside says."""
+        found = {self.pool: {"fused_with": self.conv.name}} if self.handed_over else {}
+        if isinstance(self.after, PoolThenReLU):
+            found.update(self.after.describe())
+        return found
 
     @staticmethod
     def applies(conv, op) -> bool:
@@ -137,13 +162,13 @@ class ConvThenPool:
     @staticmethod
     def hands_over(conv, input_shape, following) -> bool:
         """Whether ``conv`` (input ``input_shape``, batch axis excluded) followed by the
-        layers ``following`` runs fused in training: its output then only ever lives in
+        ops ``following`` runs fused in training: its output then only ever lives in
         its product layout (``dlcli shapes`` counts no activation for it). The pooling is
-        the next layer, or the one after a standalone ``relu`` activation layer."""
-        between = conv.activation
+        the next op, or the one after a ReLU."""
+        following = list(following)
+        between = following.pop(0) if following and isinstance(following[0], Activation) \
+            else None
         pool = following[0] if following else None
-        if between is None and len(following) > 1 and PoolThenReLU.applies(pool, following[1]):
-            between, pool = pool, following[1]
         if not ConvThenPool.applies(conv, pool):
             return False
         if between is not None and not PoolThenReLU.applies(between, pool):
@@ -152,10 +177,43 @@ class ConvThenPool:
                               conv.padding, pool.pool)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        y = self.conv.forward(x, training, wide_for=self.pool.pool) if training \
-            else self.conv.forward(x, training)
-        return self.after.forward(y, training)
+        self.handed_over, self._cache, self._wide = False, None, None
+        if not training:
+            return self.after.forward(self.conv.forward(x, training), training)
+        conv, pool = self.conv, self.pool
+        y, self._cache = conv2d_forward(
+            np.asarray(x, dtype=conv.dtype), conv.params["weight"], conv.params.get("bias"),
+            conv.strides, conv.padding, flip_kernel=conv.flip_kernel,
+            workspace=conv.workspace, wide_for=pool.pool)
+        if not isinstance(y, WideOutput):
+            return self.after.forward(y, training)
+        self.handed_over, self._wide = True, y
+        (ph, pw), (n, f, h, w) = pool.pool, y.shape  # the windows tile y exactly
+        pooled, pool.argmax = maxpool2d_planes(y.pool_planes(pool.pool),
+                                               (n, f, h // ph, w // pw), pool.workspace)
+        pool.forward_input_hw = (h, w)
+        if isinstance(self.after, PoolThenReLU):
+            return self.after.relu_after_pool(pooled, training)
+        return pooled
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        dy = self.after.backward(dy)
-        return None if dy is None else self.conv.backward(dy)
+        conv = self.conv
+        if self._cache is None:  # an evaluation forward: the layers ran one by one
+            dy = self.after.backward(dy)
+            return None if dy is None else conv.backward(dy)
+        if self.handed_over:
+            if isinstance(self.after, PoolThenReLU):
+                dy = self.after.relu.backward(dy)
+            pool = self.pool
+            maxpool2d_planes_backward(np.asarray(dy, dtype=pool.dtype), pool.argmax,
+                                      self._wide.grad_planes(pool.pool), pool.workspace)
+            dy = self._wide.gradient()
+        else:
+            dy = self.after.backward(dy)
+            if dy is None:
+                return None
+            dy = np.asarray(dy, dtype=conv.dtype)
+        dx, dweight, dbias = conv2d_backward(dy, self._cache, need_input_grad=conv.need_input_grad,
+                                             workspace=conv.workspace)
+        conv.set_grads(dweight, dbias)
+        return dx

@@ -32,19 +32,25 @@ def layer_table(model, batch_size: int, optimizer: dict) -> dict:
     kept = size_of(model.input_shape)
     workspaces = 0
     walk = model.shapes()
+    ops = model.ops
     for index, (layer, in_shape, out_shape) in enumerate(walk):
         # training never needs the data's gradient: the first layer skips it
         workspaces += layer.workspace_bytes(in_shape, batch_size, itemsize,
                                             need_input_grad=index > 0)
         params = sum(size_of(s) for s in layer.param_shapes(in_shape).values())
-        act = layer.activation.activation_name if layer.activation is not None else None
+        attached = model.activation_of(layer)
+        act = attached.activation_name if attached is not None else None
         if layer.type_name == "activation":
             act = layer.activation_name
         rows.append({"name": layer.name, "type": layer.type_name,
                      "output_shape": list(display_shape(out_shape)), "size": size_of(out_shape),
                      "params": params, "mult_adds": int(layer.mult_adds(in_shape)),
                      "activation": act})
-        kept += _kept_outputs(layer, in_shape, out_shape, walk[index + 1:index + 3])
+        position = ops.index(attached if attached is not None else layer) + 1
+        following = [(op, model.layer_of(op)) for op in ops[position:position + 2]]
+        after = ops[ops.index(layer) + 1:][:3]
+        kept += _kept_outputs(layer, attached, in_shape, out_shape, following, after,
+                              {row[0]: row[2] for row in walk})
     total = sum(r["params"] for r in rows)
     slots = optimizer_slots(optimizer, total, model.dtype)
     memory = {
@@ -61,19 +67,20 @@ def layer_table(model, batch_size: int, optimizer: dict) -> dict:
             "memory_bytes": memory}
 
 
-def _kept_outputs(layer, in_shape, out_shape, following) -> int:
-    """Values per sample the layer and its activation output (``following``: the next
-    entries of ``model.shapes()``, up to two); a ReLU that runs after the
+def _kept_outputs(layer, attached, in_shape, out_shape, following, after, out_shapes) -> int:
+    """Values per sample the layer and its ``attached`` activation output. ``following``:
+    ``(op, its layer)`` for the next ops after both, up to two; ``after``: the ops after
+    the layer itself; ``out_shapes``: each layer's output shape. A ReLU that runs after the
     max pooling it precedes outputs the pooled size, and a convolution that hands its output
     to that pooling in its product layout makes none (the product's buffer is one of its
     workspaces): :mod:`dlcli.nn.fusion` says which."""
-    relu = layer.activation if layer.activation is not None else layer
-    own = size_of(out_shape) if layer.activation is not None else 0
+    relu = attached if attached is not None else layer
+    own = size_of(out_shape) if attached is not None else 0
     activation = size_of(out_shape)
     if following and fusion.relu_runs_pooled(relu, following[0][0], out_shape[1:]):
-        activation = size_of(following[0][2])
-    if following and fusion.conv_hands_over(layer, in_shape, [f[0] for f in following]):
+        activation = size_of(out_shapes[following[0][1]])
+    if after and fusion.conv_hands_over(layer, in_shape, after):
         own = 0
-        if layer.activation is None:
+        if attached is None:
             activation = 0
     return own + activation

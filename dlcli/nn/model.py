@@ -1,4 +1,6 @@
-"""A Sequential model of named layers, each optionally followed by its activation."""
+"""A Sequential model of named layers; an activation attached to a layer
+(``activation: relu``) becomes an op of its own, ``<layer>.<activation>``, when the model is
+made."""
 
 from typing import NamedTuple
 
@@ -24,16 +26,25 @@ def load_layer_modules() -> None:
 
 
 def build_layer(config: dict) -> Layer:
-    """Rebuild one layer from its ``get_config()``; a ``activation`` key becomes ``layer.activation``."""
+    """Rebuild one layer from its ``get_config()`` (an ``activation`` key stays in its
+    config: the model makes it an op of its own, see :func:`attached_activation`)."""
     load_layer_modules()
     config = dict(config)
     kind = config.pop("type")
-    layer = LAYERS.get(kind)(**config)
-    if kind != "activation":
-        spec = config.get("activation")
-        if spec is not None and spec != "identity":
-            layer.activation = make_activation(spec)
-    return layer
+    return LAYERS.get(kind)(**config)
+
+
+def attached_activation(layer: Layer) -> Activation | None:
+    """The op for the ``activation`` in ``layer``'s config (None for none or identity),
+    named ``<layer>.<activation>``: what the model runs after the layer."""
+    if isinstance(layer, Activation):
+        return None
+    spec = layer.get_config().get("activation")
+    if spec is None or spec == "identity":
+        return None
+    op = make_activation(spec)
+    op.name = f"{layer.name}.{op.activation_name}"
+    return op
 
 
 def default_names(configs: list[dict]) -> list[str]:
@@ -69,8 +80,11 @@ class Packed(NamedTuple):
 class Model:
     """Sequential network. ``input_shape`` excludes the batch axis (internal layout).
 
-    ``forward(x, training, logits=True)`` stops before the output activation when the loss
-    fuses it (see ``dlcli.nn.losses``).
+    ``layers`` are the config's layers (what checkpoints, ``dlcli shapes`` and exports
+    name); ``ops`` is what runs: each layer, followed by its attached activation as an op
+    of its own (``dense1.relu``). ``plan()`` is ``ops`` with the engine's fused pairs in
+    place (:mod:`dlcli.nn.fusion`). ``forward(x, training, logits=True)`` stops before the
+    output activation when the loss fuses it (see ``dlcli.nn.losses``).
     """
 
     def __init__(self, layers: list[Layer], input_shape: tuple, dtype=np.float32):
@@ -78,9 +92,24 @@ class Model:
         self.input_shape = tuple(input_shape)
         self.dtype = np.dtype(dtype).type
         self.fused_output = False
-        by_name = {layer.name: layer for layer in layers}
-        for layer in layers:
+        self._expand()
+
+    def _expand(self) -> None:
+        """Link the layers and make ``ops``: each layer, then its attached activation."""
+        self.__dict__.pop("_plans", None)
+        self.ops: list[Layer] = []
+        self._attached: dict[Layer, Activation] = {}
+        self._layer_of: dict[Layer, Layer] = {}
+        by_name = {layer.name: layer for layer in self.layers}
+        for layer in self.layers:
             layer.link(by_name)
+            self.ops.append(layer)
+            self._layer_of[layer] = layer
+            activation = attached_activation(layer)
+            if activation is not None:
+                self.ops.append(activation)
+                self._attached[layer] = activation
+                self._layer_of[activation] = layer
 
     @classmethod
     def from_config(cls, layer_configs: list[dict], input_shape, dtype=np.float32) -> "Model":
@@ -120,12 +149,12 @@ class Model:
 
     # ---- allocation --------------------------------------------------------------
     def build(self, rng: np.random.Generator) -> "Model":
-        self.__dict__.pop("_plans", None)
+        self._expand()
         self.__dict__.pop("_inference_rows", None)
-        for layer, shape, _ in self.shapes():
+        for layer, shape, out in self.shapes():
             layer.build(shape, rng, self.dtype)
-            if layer.activation is not None:
-                layer.activation.build(layer.output_shape(shape), rng, self.dtype)
+            if layer in self._attached:
+                self._attached[layer].build(out, rng, self.dtype)
         if self.layers:
             # Nobody needs the gradient of the data: skip the first layer's dx product.
             self.layers[0].need_input_grad = False
@@ -183,53 +212,65 @@ class Model:
                 layer.rng = rng
 
     def output_activation(self) -> Activation | None:
-        if not self.layers:
-            return None
-        last = self.layers[-1]
-        if isinstance(last, Activation):
-            return last
-        return last.activation
+        """The last op when it is an activation (attached or a layer of its own)."""
+        if self.ops and isinstance(self.ops[-1], Activation):
+            return self.ops[-1]
+        return None
+
+    def activation_of(self, layer: Layer) -> Activation | None:
+        """The op of the activation attached to ``layer`` (None when it has none)."""
+        return self._attached.get(layer)
+
+    def layer_of(self, op: Layer) -> Layer:
+        """The config layer an op belongs to (itself, or the layer it is attached to)."""
+        return self._layer_of[op]
 
     # ---- computation -------------------------------------------------------------
-    def _ops(self):
-        for layer in self.layers:
-            yield layer
-            if layer.activation is not None:
-                yield layer.activation
-
-    def _plan(self, fused: bool) -> list:
-        """The ops ``forward`` runs in order (``backward`` runs them reversed): ``_ops()``,
-        less the output activation when the loss fuses it, with the engine's fused pairs in
-        place (:func:`dlcli.nn.fusion.plan`). Cached."""
+    def plan(self, fused: bool = False) -> list:
+        """The steps ``forward`` runs in order (``backward`` runs them reversed): ``ops``,
+        less the output activation when ``fused`` (the loss computes it), with the engine's
+        fused pairs in place (:func:`dlcli.nn.fusion.plan`). Cached."""
         plans = self.__dict__.setdefault("_plans", {})
         if fused not in plans:
-            ops = list(self._ops())
-            plans[fused] = fusion.plan(ops[:-1] if fused else ops)
+            plans[fused] = fusion.plan(self.ops[:-1] if fused else self.ops)
         return plans[fused]
 
     def fusion_notes(self) -> dict:
         """What the fused pairs did in the latest training forward pass, for ``dlcli time``:
         ``{op: {"fused_with": conv name} or {"runs_after": pool name}}`` (see
         :func:`dlcli.nn.fusion.notes`)."""
-        return fusion.notes(self._plan(self.fused_output))
+        return fusion.notes(self.plan(self.fused_output))
+
+    @staticmethod
+    def run(x: np.ndarray, steps, training: bool = False):
+        """The model's one forward loop: each of ``steps`` (the plan, or ``ops``) applied
+        in turn, yielding ``(step, its output)`` lazily."""
+        for step in steps:
+            x = step.forward(x, training)
+            yield step, x
 
     def forward(self, x: np.ndarray, training: bool = False, logits: bool = False) -> np.ndarray:
         """(N, *input_shape) -> the output. Outside training a batch larger than
         :meth:`inference_rows` runs in slices of that many samples, whose intermediate
         values and scratch buffers stay cache-sized (and bound what the layers keep of the
         last pass); every sample's output is the same as in one pass."""
-        plan = self._plan(logits and self.fused_output)
+        plan = self.plan(logits and self.fused_output)
         rows = None if training else self.inference_rows()
         if rows is None or len(x) <= rows:
-            return self._run(plan, x, training)
-        return np.concatenate([self._run(plan, x[i:i + rows], False)
+            return self._through(plan, x, training)
+        return np.concatenate([self._through(plan, x[i:i + rows], False)
                                for i in range(0, len(x), rows)])
 
-    @staticmethod
-    def _run(plan, x, training):
-        for op in plan:
-            x = op.forward(x, training)
+    def _through(self, steps, x, training):
+        for _, x in self.run(x, steps, training):
+            pass
         return x
+
+    def outputs(self, x: np.ndarray, training: bool = False):
+        """``(op, output)`` after each op of ``ops``, unfused (the values a user names by a
+        layer), lazily: what :meth:`forward_to` and the trainer's search for the first
+        non-finite output walk."""
+        return self.run(x, self.ops, training)
 
     # The working set of one slice of an evaluation pass: the layers' outputs and scratch
     # buffers for that many samples. LeNet's convolutions use ~0.2 MB per sample, so a
@@ -252,24 +293,15 @@ class Model:
         return rows
 
     def forward_to(self, x: np.ndarray, name: str, training: bool = False) -> np.ndarray:
-        """The activations of layer ``name``: the layers up to and including it, then its
-        activation function (always applied, even when the loss fuses the output one).
+        """The activations of layer ``name``: the ops up to and including it and its
+        attached activation (always applied, even when the loss fuses the output one).
         (N, *input_shape) -> (N, *that layer's output shape); KeyError for an unknown name."""
-        target = self.get_layer(name)
-        for layer, x in self.layer_outputs(x, training):
-            if layer is target:
+        layer = self.get_layer(name)
+        target = self._attached.get(layer, layer)
+        for op, x in self.outputs(x, training):
+            if op is target:
                 return x
         raise AssertionError("unreachable: get_layer found the layer")
-
-    def layer_outputs(self, x: np.ndarray, training: bool = False):
-        """``(layer, output)`` after each layer and its activation, in the written order and
-        unfused (what a user names a layer's output), lazily: the walk behind
-        :meth:`forward_to` and the trainer's search for the first non-finite output."""
-        for layer in self.layers:
-            x = layer.forward(x, training)
-            if layer.activation is not None:
-                x = layer.activation.forward(x, training)
-            yield layer, x
 
     def layer_output_shape(self, name: str) -> tuple:
         """Output shape (internal layout) of layer ``name``; KeyError for an unknown name."""
@@ -279,20 +311,20 @@ class Model:
         raise KeyError(name)
 
     def backward(self, dy: np.ndarray) -> None:
-        for op in reversed(self._plan(self.fused_output)):
+        for op in reversed(self.plan(self.fused_output)):
             dy = op.backward(dy)
             if dy is None:
                 break
-        for layer in self.layers:
-            if layer.grads:
-                layer.settle_grads()
 
-    def zero_grad(self, lazy: bool = False) -> None:
-        """Zero every gradient; ``lazy`` leaves the buffers to the next :meth:`backward`,
-        which overwrites each gradient it reaches and zeroes the others (the trainer's
-        per-step form: it saves a pass over all gradients)."""
+    def zero_grad(self) -> None:
+        """Zero every gradient: one fill of the packed gradient buffer when the model has
+        one. Training needs none: ``backward`` writes every gradient."""
+        flat = self.flat_buffers()
+        if flat is not None:
+            flat.grads.fill(0)
+            return
         for layer in self.layers:
-            layer.zero_grad(lazy)
+            layer.zero_grad()
 
     def parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """(``<layer>.<param>``, param, grad) for every parameter, in layer order."""

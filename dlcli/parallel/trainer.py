@@ -90,7 +90,6 @@ class ShardedTrainer(Trainer):
             if self._dropout:
                 self.model.set_rng(np.random.default_rng(
                     [self.seed, DROPOUT_STREAM, self.step, k]))
-            self.model.zero_grad(lazy=True)
             logits = self.model.forward(xb, training=True, logits=True)
             loss = self.loss.forward(logits, yb)
             row = scalars[k * width:(k + 1) * width]

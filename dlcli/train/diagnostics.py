@@ -3,7 +3,7 @@
 For each layer with parameters (all of its tensors taken together as one vector θ):
 
   grad_norm     ‖g‖₂ of the batch gradient, averaged over the epoch's optimizer steps
-                (read in ``on_batch_end``: after the step, before the next ``zero_grad``,
+                (read in ``on_batch_end``: after the step, before the next backward,
                 so ``layer.grads`` still holds the gradient the step used, after clipping)
   weight_norm   ‖θ‖₂ at the end of the epoch
   update_ratio  ‖Δθ‖₂ / ‖θ‖₂ of the epoch's last step (Δθ = θ after − θ before it), the
@@ -104,15 +104,14 @@ class Diagnostics(Callback):
     # ---- model walk -------------------------------------------------------------------
     def _discover(self, model):
         tracked = []
-        last = len(model.layers) - 1
-        for i, layer in enumerate(model.layers):
+        for layer in model.layers:
             if isinstance(layer, Activation):
                 layer_part, act = None, layer
             else:
                 layer_part = layer if layer.params else None
-                act = layer.activation
+                act = model.activation_of(layer)
             # An output activation fused into the loss does not run during training.
-            fused = act is not None and i == last and model.fused_output
+            fused = act is not None and act is model.ops[-1] and model.fused_output
             entry = _Tracked(layer.name, layer_part, act, measured=not fused)
             if entry.layer is not None or entry.kind is not None:
                 tracked.append(entry)

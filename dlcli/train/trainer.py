@@ -66,7 +66,7 @@ class Trainer:
 
     Each epoch reorders the training data from ``rng`` (when ``shuffle``), takes batches of
     ``batch_size`` (``len(x)`` for BGD, 1 for SGD), and per batch runs ``train_step``
-    (forward, loss, backward into lazily zeroed gradients, one optimizer step). The
+    (forward, loss, backward writing the gradients, one optimizer step). The
     epoch's ``loss`` is the batch losses weighted by batch size (the mean loss over the
     epoch's samples, measured while the weights change, as Keras reports it).
 
@@ -235,16 +235,14 @@ class Trainer:
     def train_step(self, xb, yb, params, grads, flat, epoch, step, mark=None):
         """One optimizer step on the batch ``(xb, yb)``; returns ``(loss, logits)``.
 
-        Zero the gradients (lazily: backward overwrites them), forward to the logits, the
-        loss (TrainingError when it is not finite), backward, the non-finite gradient
+        Forward to the logits, the loss (TrainingError when it is not finite), backward
+        (which writes every gradient: nothing needs zeroing first), the non-finite gradient
         check, clipping when configured, the optimizer step. ``params``/``grads``/``flat``
         are ``model.parameters()``, its gradients and ``model.flat_buffers()``; ``epoch``
         and ``step`` only name the place in errors. ``mark(phase)``, when given, is called
         after each phase (``dlcli time`` reads the clock there).
         """
         mark = mark or _no_mark
-        self.model.zero_grad(lazy=True)
-        mark("zero_grad")
         logits = self.model.forward(xb, training=True, logits=True)
         mark("forward")
         loss = self.loss.forward(logits, yb)
@@ -288,9 +286,10 @@ class Trainer:
         for key, param, _ in self.model.parameters():
             if not np.all(np.isfinite(param)):
                 return f" (parameter {key} is non-finite)"
-        for layer, x in self.model.layer_outputs(x):
+        for op, x in self.model.outputs(x):
             if not np.all(np.isfinite(x)):
-                return f" (first non-finite values in the output of layer {layer.name})"
+                name = self.model.layer_of(op).name
+                return f" (first non-finite values in the output of layer {name})"
         return ""
 
     def _diverged(self, epoch, step, what) -> TrainingError:

@@ -2,6 +2,7 @@
 CSV (class names and probabilities, or values) or .npz."""
 
 import csv
+import io
 
 import numpy as np
 
@@ -72,21 +73,39 @@ def write_prediction_batches(path, n: int, vocabulary, batches, run, layer: str 
         with atomic_writer(path, "w", exclusive=not force) as handle:
             writer = csv.writer(handle)
             columns = None
+            quoted: dict = {}
             for out, picks in _chain(first, batches):
                 flat = out.reshape(len(out), -1)
                 if columns is None:
                     columns = _columns(run, layer, flat.shape[1])
                     writer.writerow((["predicted"] if vocabulary is not None else [])
                                     + columns)
-                names = None if vocabulary is None else [vocabulary[i] for i in picks.tolist()]
-                for i, row in enumerate(flat):
-                    writer.writerow(([names[i]] if names is not None else [])
-                                    + [f"{v:.6g}" for v in row])
+                # csv.writer's rows, formatted a row at a time by one %-format (2-3x faster
+                # than csv.writer with a format per value; the same text)
+                numbers = ",".join(["%.6g"] * flat.shape[1]) + "\r\n"
+                if vocabulary is None:
+                    handle.write("".join([numbers % tuple(row) for row in flat.tolist()]))
+                    continue
+                names = [_csv_field(vocabulary[i], quoted) for i in picks.tolist()]
+                line = "%s," + numbers
+                handle.write("".join([line % (name, *row)
+                                      for name, row in zip(names, flat.tolist())]))
     except FileExistsError:
         raise DataError("already exists; dlcli does not overwrite files (choose -o)",
                         where=str(path)) from None
     except OSError as exc:
         raise DataError(f"cannot write predictions: {exc.strerror}", where=str(path)) from None
+
+
+def _csv_field(value, cache: dict) -> str:
+    """``value`` as ``csv.writer`` writes it as one field of a longer row (quoted when it
+    holds a comma, a quote or a line break), remembered in ``cache``."""
+    text = cache.get(value)
+    if text is None:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow([value, ""])
+        text = cache[value] = buffer.getvalue()[:-2]  # less the empty field's "," and "\n"
+    return text
 
 
 def _chain(first, rest):

@@ -15,9 +15,9 @@ def built_model(layers, input_shape, dtype=np.float64, seed=0) -> Model:
 
 
 def written_order(model, x, dy):
-    """Forward and backward through ``model._ops()`` one op at a time, unfused:
+    """Forward and backward through ``model.ops`` one op at a time, unfused:
     ``(output, input gradient)``."""
-    ops = list(model._ops())
+    ops = list(model.ops)
     for op in ops:
         x = op.forward(x, True)
     out = x
@@ -29,6 +29,6 @@ def written_order(model, x, dy):
 def planned(model, x, dy):
     """``Model.forward`` and ``Model.backward``'s op loop, keeping the input gradient."""
     out = model.forward(x, training=True)
-    for op in reversed(model._plan(False)):
+    for op in reversed(model.plan(False)):
         dy = op.backward(dy)
     return out, dy

@@ -62,7 +62,7 @@ def test_rows_for_every_layer_activation_and_phase(cnn_config):
     # the pooling read conv's output where its product left it (ConvThenPool)
     assert rows[names.index("pool")]["fused_with"] == "conv"
     assert "fused_with" not in rows[names.index("conv")]
-    for phase in ("data", "zero_grad", "loss", "gradient_check", "optimizer", "metrics", "other"):
+    for phase in ("data", "loss", "gradient_check", "optimizer", "metrics", "other"):
         assert phase in names
     conv = rows[names.index("conv")]
     assert conv["mult_adds"] == 6 * 6 * 4 * 2 * 9 and conv["output_shape"] == [6, 6, 4]

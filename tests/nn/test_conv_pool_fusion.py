@@ -10,7 +10,9 @@ same bit for bit, over several steps (the buffers are reused) and on inputs full
 import numpy as np
 import pytest
 
+from dlcli.nn import fusion
 from dlcli.nn.functional import conv as F
+from dlcli.nn.functional.conv_stride1 import WideGradient, WideOutput
 from dlcli.nn.fusion import ConvThenPool
 from dlcli.nn.model import Model
 from tests.helpers.ops import built_model, planned, written_order
@@ -31,41 +33,47 @@ def _run(run, model, x, dy):
 def _check_same(layers, input_shape, dtype=np.float64, batches=(5, 5, 3), seed=0):
     """The planned ops on one model, the ops one by one on a twin with the same weights
     (each keeps its own buffers), over the same batches (the smaller last batch changes
-    buffer shapes). Returns whether the pooling read a WideOutput and handed a
-    WideGradient back in every step."""
+    buffer shapes). Returns whether the pooling read the convolution's output in its
+    product layout and handed a WideGradient back in every step."""
     rng = np.random.default_rng(seed)
     model = built_model(layers, input_shape, dtype, seed)
     twin = built_model(layers, input_shape, dtype, seed)
-    pool = next(layer for layer in model.layers if layer.type_name == "maxpool2d")
+    step = model.plan(False)[0]
     handed_back = []
-    backward = pool.backward
+    backward = fusion.conv2d_backward
 
-    def spy(dy):
-        dx = backward(dy)
-        handed_back.append(isinstance(dx, F.WideGradient))
-        return dx
+    def spy(dy, *args, **kwargs):
+        handed_back.append(isinstance(dy, WideGradient))
+        return backward(dy, *args, **kwargs)
 
-    pool.backward = spy
     used = []
-    for n in batches:
-        # small integers: ties inside windows, windows without a positive value
-        x = rng.integers(-3, 3, size=(n, *input_shape)).astype(dtype)
-        dy = rng.standard_normal((n, *model.output_shape)).astype(dtype)
-        ref = _run(written_order, twin, x, dy)
-        got = _run(planned, model, x, dy)
-        used.append(pool.read_in_place and handed_back[-1])
-        assert used[-1] == handed_back[-1]  # both directions in place, or neither
-        np.testing.assert_array_equal(got[0], ref[0])
-        np.testing.assert_array_equal(got[1], ref[1])
-        for a, b in zip(got[2], ref[2]):
-            np.testing.assert_array_equal(a, b)
-        for key in ref[3]:
-            np.testing.assert_array_equal(got[3][key], ref[3][key], err_msg=key)
-    assert isinstance(model._plan(False)[0], ConvThenPool)
+    fusion.conv2d_backward = spy
+    try:
+        for n in batches:
+            # small integers: ties inside windows, windows without a positive value
+            x = rng.integers(-3, 3, size=(n, *input_shape)).astype(dtype)
+            dy = rng.standard_normal((n, *model.output_shape)).astype(dtype)
+            ref = _run(written_order, twin, x, dy)
+            got = _run(planned, model, x, dy)
+            used.append(step.handed_over)
+            assert used[-1] == handed_back[-1]  # both directions in place, or neither
+            _check_equal(got, ref)
+    finally:
+        fusion.conv2d_backward = backward
+    assert isinstance(step, ConvThenPool)
     assert len(set(used)) == 1
     # what dlcli shapes assumes from the shapes alone (no activation counted for the conv)
     assert ConvThenPool.hands_over(model.layers[0], input_shape, model.layers[1:3]) == used[-1]
     return used[-1]
+
+
+def _check_equal(got, ref):
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_array_equal(got[1], ref[1])
+    for a, b in zip(got[2], ref[2]):
+        np.testing.assert_array_equal(a, b)
+    for key in ref[3]:
+        np.testing.assert_array_equal(got[3][key], ref[3][key], err_msg=key)
 
 
 def _layers(filters, kernel, pool=2, padding=0, activation="relu", **conv):
@@ -147,36 +155,39 @@ def test_overlapping_pools_and_other_activations_are_not_paired():
     overlapping = Model.from_config(
         [{"type": "conv2d", "filters": 4, "kernel_size": 3},
          {"type": "maxpool2d", "pool_size": 3, "stride": 2}], (1, 9, 9))
-    assert not any(isinstance(op, ConvThenPool) for op in overlapping._plan(False))
+    assert not any(isinstance(op, ConvThenPool) for op in overlapping.plan(False))
     apart = Model.from_config(
         [{"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "sigmoid"},
          {"type": "maxpool2d", "pool_size": 2}], (1, 10, 10))
-    assert not any(isinstance(op, ConvThenPool) for op in apart._plan(False))
+    assert not any(isinstance(op, ConvThenPool) for op in apart.plan(False))
 
 
 def test_evaluation_and_forward_to_get_plain_arrays():
     model = built_model(_layers(8, 5), (3, 32, 32), np.float32)
     x = np.random.default_rng(1).standard_normal((4, 3, 32, 32)).astype(np.float32)
-    pool = model.layers[1]
+    step = model.plan(False)[0]
     evaluated = model.forward(x)
-    assert not pool.read_in_place
+    assert not step.handed_over
     trained = model.forward(x, training=True)
-    assert pool.read_in_place
+    assert step.handed_over
     np.testing.assert_array_equal(evaluated, trained)
     conv_out = model.forward_to(x, model.layers[0].name, training=True)
     assert isinstance(conv_out, np.ndarray) and conv_out.shape == (4, 8, 28, 28)
 
 
 def test_a_gradient_from_an_earlier_forward_is_refused():
-    model = built_model(_layers(8, 5), (3, 32, 32), np.float32)
     rng = np.random.default_rng(2)
-    fused = model._plan(False)[0]
-    fused.forward(rng.standard_normal((4, 3, 32, 32)).astype(np.float32), training=True)
-    gradient = fused.after.backward(np.ones((4, 8, 14, 14), np.float32))
-    assert isinstance(gradient, F.WideGradient)
-    model.layers[0].forward(rng.standard_normal((2, 3, 32, 32)).astype(np.float32), True)
+    w = rng.standard_normal((8, 3, 5, 5)).astype(np.float32)
+    workspace = {}
+    y, _ = F.conv2d_forward(rng.standard_normal((4, 3, 32, 32)).astype(np.float32), w,
+                            workspace=workspace, wide_for=(2, 2))
+    assert isinstance(y, WideOutput)
+    y.grad_planes((2, 2))[...] = 1.0
+    gradient = y.gradient()
+    _, cache = F.conv2d_forward(rng.standard_normal((2, 3, 32, 32)).astype(np.float32), w,
+                                workspace=workspace)
     with pytest.raises(ValueError, match="earlier forward"):
-        model.layers[0].backward(gradient)
+        F.conv2d_backward(gradient, cache, workspace=workspace)
 
 
 def test_a_linked_unpool_reads_the_fused_pool():

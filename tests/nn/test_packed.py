@@ -63,8 +63,8 @@ def test_packing_keeps_the_initial_values():
     plain = Model.from_config(LAYERS, (7,), np.float32)
     for layer, shape, _ in plain.shapes():
         layer.build(shape, rng, np.float32)
-        if layer.activation is not None:
-            layer.activation.build(layer.output_shape(shape), rng, np.float32)
+        if plain.activation_of(layer) is not None:
+            plain.activation_of(layer).build(layer.output_shape(shape), rng, np.float32)
     for (k1, p1, _), (k2, p2, _) in zip(model.parameters(), plain.parameters()):
         assert k1 == k2
         np.testing.assert_array_equal(p1, p2)
@@ -251,14 +251,14 @@ def test_a_stale_flat_after_a_layer_is_rebuilt_still_updates_every_parameter():
 
 
 class Frozen(Layer):
-    """A layer with a parameter whose backward never writes its gradient."""
+    """A layer with a parameter whose backward never writes its gradient (which the layer
+    contract forbids: Model.zero_grad is then the way to clear it)."""
 
     type_name = "frozen"
 
     def build(self, input_shape, rng, dtype=np.float32):
         self.params = {"w": np.ones(3, dtype)}
         self.grads = {"w": np.zeros(3, dtype)}
-        self._zeroed = {"w"}
 
     def forward(self, x, training=False):
         return x
@@ -267,15 +267,15 @@ class Frozen(Layer):
         return dy
 
 
-def test_model_backward_zeroes_the_gradients_it_did_not_write():
+def test_model_zero_grad_clears_the_gradients_backward_does_not_reach():
     model = Model.from_config([{"type": "dense", "units": 2}], (3,), np.float32)
     frozen = Frozen("frozen")
     model.layers.append(frozen)
     model.build(np.random.default_rng(0))
     for _, _, g in model.parameters():
         g[...] = 7.0  # the previous step's gradients
-    model.zero_grad(lazy=True)
+    model.zero_grad()
     model.forward(np.ones((4, 3), np.float32), training=True)
     model.backward(np.ones((4, 2), np.float32))
-    assert not np.any(frozen.grads["w"])  # not reached by any write: settled to zero
-    assert np.all(model.layers[0].grads["weight"] == 4.0)  # written: 4 samples of 1 x 1
+    assert not np.any(frozen.grads["w"])  # not reached by backward: zero
+    assert np.all(model.layers[0].grads["weight"] == 4.0)  # 4 samples of 1 x 1

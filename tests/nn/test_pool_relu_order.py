@@ -28,7 +28,7 @@ def _tied_input(rng, shape):
 
 def _state(model):
     pools = [l for l in model.layers if l.type_name == "maxpool2d"]
-    relus = [op for op in model._ops() if isinstance(op, ReLU)]
+    relus = [op for op in model.ops if isinstance(op, ReLU)]
     return ([p.argmax.copy() for p in pools], [r._mask.copy() for r in relus],
             {k: g.copy() for k, _, g in model.parameters()})
 
@@ -46,7 +46,7 @@ def _compare(layers, input_shape, batch=5, seed=0):
 
     model.zero_grad()
     out, dx = planned(model, x, dy)
-    plan = model._plan(False)
+    plan = model.plan(False)
     argmax, masks, grads = _state(model)
 
     plan = [op.after if isinstance(op, ConvThenPool) else op for op in plan]
@@ -82,7 +82,7 @@ def test_the_argmax_of_a_window_without_a_positive_value_is_its_first_offset():
     model.forward(x, training=True)
     pool = model.layers[1]
     assert np.all(pool.argmax == 0)  # relu gives a window of zeros: the first one wins
-    assert PoolThenReLU.applies(model.layers[0].activation, pool)
+    assert PoolThenReLU.applies(model.activation_of(model.layers[0]), pool)
 
 
 def test_overlapping_windows_that_cover_the_input_are_swapped():

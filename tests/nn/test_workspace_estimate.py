@@ -1,7 +1,7 @@
 """``dlcli shapes`` counts the scratch buffers layers keep between steps (``workspace_bytes``).
 
 The reference is what a real training step leaves behind: the bytes of every array in each
-layer's ``_workspace`` after a forward and backward pass on a full batch.
+layer's ``workspace`` after a forward and backward pass on a full batch.
 """
 
 import numpy as np
@@ -58,7 +58,7 @@ def test_each_layer_estimate_is_what_a_step_keeps(case):
     batch = 5
     model = _step(layers, input_shape, batch)
     for index, (layer, in_shape, _) in enumerate(model.shapes()):
-        kept = sum(a.nbytes for a in getattr(layer, "_workspace", {}).values())
+        kept = sum(a.nbytes for a in getattr(layer, "workspace", {}).values())
         assert layer.workspace_bytes(in_shape, batch, 4, need_input_grad=index > 0) == kept, \
             layer.name
 
@@ -67,10 +67,10 @@ def test_an_evaluation_batch_leaves_the_training_buffers_as_they_were():
     batch = 5
     model = _step(LENET, (3, 32, 32), batch)
     before = {(layer.name, key): buf for layer in model.layers
-              for key, buf in getattr(layer, "_workspace", {}).items()}
+              for key, buf in getattr(layer, "workspace", {}).items()}
     model.forward(np.zeros((40, 3, 32, 32), np.float32), training=False)
     after = {(layer.name, key): buf for layer in model.layers
-             for key, buf in getattr(layer, "_workspace", {}).items()}
+             for key, buf in getattr(layer, "workspace", {}).items()}
     assert after.keys() == before.keys()
     assert all(after[k] is before[k] for k in before)  # the same arrays, not resized
 
@@ -79,7 +79,7 @@ def test_the_shapes_report_adds_them_to_the_step_memory():
     batch = 7
     model = _step(LENET, (3, 32, 32), batch)
     kept = sum(a.nbytes for layer in model.layers
-               for a in getattr(layer, "_workspace", {}).values())
+               for a in getattr(layer, "workspace", {}).values())
     memory = layer_table(model, batch, {"type": "adam"})["memory_bytes"]
     assert memory["workspaces"] == kept > 0
     assert memory["total"] == sum(v for k, v in memory.items() if k != "total")

@@ -49,22 +49,21 @@ def _check(where, array):
 
 
 def _instrument(model, seen):
-    """Wrap every op's forward/backward to check what it returns."""
-    for layer in model.layers:
-        for op in (layer, layer.activation):
-            if op is None:
-                continue
-            for method in ("forward", "backward"):
-                original = getattr(op, method)
+    """Wrap every op's and every fused step's forward/backward to check what it returns."""
+    fused = [step for plan in (model.plan(False), model.plan(True)) for step in plan
+             if step not in model.ops]
+    for op in model.ops + fused:
+        where = getattr(op, "name", None) or type(op).__name__
+        for method in ("forward", "backward"):
+            original = getattr(op, method)
 
-                def wrapped(*args, _original=original, _where=f"{op.name or op.type_name}.{method}",
-                            **kwargs):
-                    out = _original(*args, **kwargs)
-                    _check(_where, out)
-                    seen.append(_where)
-                    return out
+            def wrapped(*args, _original=original, _where=f"{where}.{method}", **kwargs):
+                out = _original(*args, **kwargs)
+                _check(_where, out)
+                seen.append(_where)
+                return out
 
-                setattr(op, method, wrapped)
+            setattr(op, method, wrapped)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -104,5 +103,5 @@ def test_no_float64_in_a_float32_step(case, optimizer):
             _check(f"optimizer state {key}.{name}", value)
     # The buffers a layer keeps between steps (im2col columns, GEMM outputs) too.
     for layer in model.layers:
-        for name, value in getattr(layer, "_workspace", {}).items():
+        for name, value in getattr(layer, "workspace", {}).items():
             _check(f"{layer.name} workspace {name}", value)

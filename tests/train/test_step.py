@@ -1,4 +1,4 @@
-"""One training step (``Trainer.train_step``): lazily zeroed gradients and the non-finite
+"""One training step (``Trainer.train_step``): each step's gradients written afresh and the non-finite
 gradient check, on the packed buffers and without them."""
 
 import numpy as np
@@ -67,9 +67,9 @@ def test_a_huge_but_finite_gradient_is_not_reported(packed):
 
 
 @pytest.mark.parametrize("packed", [True, False])
-def test_lazily_zeroed_gradients_are_this_steps_gradients(packed):
+def test_each_steps_gradients_are_that_steps_gradients(packed):
     # after a step, each gradient equals the one a fresh model computes from zeroed buffers
-    # (a lazy zero_grad must not leave the previous step's values in)
+    # (nothing zeroes them between steps: backward must not leave the previous step's in)
     model, trainer, x, y = setup(1.0, packed)
     step(model, trainer, x, y)
     step(model, trainer, x * 2, y)
@@ -83,14 +83,12 @@ def test_lazily_zeroed_gradients_are_this_steps_gradients(packed):
         np.testing.assert_array_equal(g, expected, err_msg=key)
 
 
-def test_backward_zeroes_a_lazily_zeroed_gradient_it_does_not_reach():
-    model, _, _, _ = setup()
+@pytest.mark.parametrize("packed", [True, False])
+def test_zero_grad_clears_every_gradient(packed):
+    model, _, _, _ = setup(packed=packed)
     for _, _, g in model.parameters():
         g[...] = 7.0
-    model.zero_grad(lazy=True)
-    assert all(np.all(g == 7.0) for _, _, g in model.parameters())  # nothing written yet
-    for layer in model.layers:
-        layer.settle_grads()  # what Model.backward does after its last layer
+    model.zero_grad()
     assert all(not np.any(g) for _, _, g in model.parameters())
 
 

@@ -210,7 +210,7 @@ def test_early_stopping_waits_while_the_loss_improves(tmp_path):
 
 def _record_dtypes(model):
     seen = []
-    for op in model._ops():
+    for op in model.ops:
         forward, backward = op.forward, op.backward
 
         def fwd(x, training=False, _f=forward, _op=op, **kwargs):

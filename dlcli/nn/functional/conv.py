@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 # Re-exported: the layers and tests reach the geometry and the stride-1 layouts through here.
-from dlcli.nn.functional.conv_stride1 import (WideGradient, WideOutput, _s1_backward,  # noqa: F401
-                                              _s1_forward, _s1_geometry, pools_in_place)
+from dlcli.nn.functional.conv_stride1 import (_s1_backward, _s1_forward,  # noqa: F401
+                                              _s1_geometry, pools_in_place)
 from dlcli.nn.functional.im2col import (Pads, _buffer, _crop, _to_channels_first,  # noqa: F401
                                         col2im, conv_output_size, conv_transpose_output_size,
                                         flip, im2col, pad_into, pair, resolve_padding)
@@ -38,8 +38,9 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
 
     x: (N, C, H, W); weight: (F, C, kh, kw); bias: (F,) or None; padding as in
     :func:`resolve_padding`. Returns ``(y, cache)`` with y: (N, F, out_h, out_w).
-    ``wide_for=(ph, pw)``: a tiled max pooling of that window reads y next; y comes back as
-    a :class:`WideOutput` when the stride-1 layout allows it (and a ``workspace`` is given).
+    ``wide_for=(ph, pw)`` (for :mod:`dlcli.nn.fusion`): a tiled max pooling of that window
+    reads y next; y then comes back left in the stride-1 product's layout when that layout
+    allows it and a ``workspace`` is given (:mod:`~dlcli.nn.functional.conv_stride1`).
     """
     n, c, h, w = x.shape
     f, wc, kh, kw = weight.shape
@@ -82,7 +83,8 @@ def conv2d_backward(dy: np.ndarray, cache: dict, *, need_input_grad: bool = True
                     workspace: dict | None = None):
     """Gradients of :func:`conv2d_forward`.
 
-    dy: (N, F, out_h, out_w), or the :class:`WideGradient` of a :class:`WideOutput` forward.
+    dy: (N, F, out_h, out_w), or the gradient handed back for a y left in the product's
+    layout (``wide_for``).
     Returns ``(dx, dweight, dbias)``: dx (N, C, H, W) or None when not needed,
     dweight (F, C, kh, kw), dbias (F,) or None.
     ``dW = dy2 @ cols.T``; ``dx = col2im(W2.T @ dy2)`` with ``dy2`` = dy as (F, N*out_h*out_w)

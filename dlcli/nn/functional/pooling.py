@@ -17,15 +17,16 @@ do not overlap (stride >= pool, e.g. the usual 2x2/2), backward assigns instead 
 Max pooling with tiling windows (stride = pool, no padding) first copies each window offset
 into its own contiguous plane: NumPy copies strided data fast but runs ufuncs on it several
 times slower than on contiguous data, so all the comparisons then run on contiguous planes.
-That path also takes a convolution's ``WideOutput`` (``dlcli.nn.functional.conv``): it
-gathers the planes from the convolution's product layout, and its backward writes dx there.
+Its two halves, :func:`maxpool2d_planes` and :func:`maxpool2d_planes_backward`, take any
+view of those planes, so a convolution's output can be pooled where its product left it
+(:mod:`dlcli.nn.fusion`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .conv import WideOutput, conv_output_size, pair
+from .conv import conv_output_size, pair
 
 
 def pool_output_hw(input_hw, pool, stride, padding) -> tuple[int, int]:
@@ -104,19 +105,27 @@ def _planes_view(a: np.ndarray, pool, out_hw) -> np.ndarray:
 
 
 def _maxpool_tiled(x, pool, out_hw, workspace):
-    """Max pooling of tiling windows on contiguous planes.
+    """Max pooling of tiling windows: :func:`maxpool2d_planes` of x's window planes."""
+    return maxpool2d_planes(_planes_view(x, pool, out_hw), (*x.shape[:2], *out_hw),
+                            workspace)
+
+
+def maxpool2d_planes(view: np.ndarray, out_shape, workspace: dict | None = None):
+    """Max pooling of tiling windows given as planes: ``view[u, v, ...]`` holds offset
+    ``(u, v)`` of every window, ``...`` in the row-major order of the output
+    ``out_shape`` (N, C, out_h, out_w). Returns ``(y, argmax)`` as :func:`maxpool2d_forward`.
 
     One copy gathers offset ``k = u*pw + v`` of every window into contiguous plane k (a
-    copy of strided data is fast in NumPy, a ufunc on it is not); every comparison after that runs on whole contiguous planes. 2x2 windows take
-    the row-first form: max and first argmax of each row's pair, then of the two rows.
+    copy of strided data is fast in NumPy, a ufunc on it is not); every comparison after
+    that runs on whole contiguous planes. 2x2 windows take the row-first form: max and
+    first argmax of each row's pair, then of the two rows.
     """
-    n, c = x.shape[:2]
-    (ph, pw), (oh, ow) = pool, out_hw
+    ph, pw = view.shape[:2]
+    n, c, oh, ow = out_shape
     size = n * c * oh * ow
-    planes = _buf(workspace, "planes", (ph * pw, size), x.dtype)
-    view = x.pool_planes(pool) if isinstance(x, WideOutput) else _planes_view(x, pool, out_hw)
+    planes = _buf(workspace, "planes", (ph * pw, size), view.dtype)
     np.copyto(planes.reshape(view.shape), view)
-    y = np.empty((n, c, oh, ow), x.dtype)
+    y = np.empty((n, c, oh, ow), view.dtype)
     yf = y.reshape(size)
     if (ph, pw) == (2, 2):
         a, b, c_, d = planes
@@ -134,7 +143,7 @@ def _maxpool_tiled(x, pool, out_hw, workspace):
         argmax += right  # uint8 arithmetic wraps, so this is exact
         return y, argmax.reshape(n, c, oh, ow)
     np.copyto(yf, planes[0])
-    argmax = np.zeros(size, _argmax_dtype(pool))
+    argmax = np.zeros(size, _argmax_dtype((ph, pw)))
     better = _buf(workspace, "better", (size,), np.bool_)
     for k in range(1, ph * pw):
         np.greater(planes[k], yf, out=better)  # strict: on ties the earlier offset stays
@@ -143,22 +152,26 @@ def _maxpool_tiled(x, pool, out_hw, workspace):
     return y, argmax.reshape(n, c, oh, ow)
 
 
-def _maxpool_tiled_backward(dy, argmax, input_hw, pool, workspace, into=None):
-    """dx, or ``into.gradient()`` after writing dx into a :class:`WideOutput`'s gradient."""
+def _maxpool_tiled_backward(dy, argmax, input_hw, pool, workspace):
     n, c, oh, ow = dy.shape
     (ph, pw), (h, w) = pool, input_hw
-    if into is not None:  # its windows cover it exactly (WideOutput's condition)
-        targets, dx = into.grad_planes(pool), into.gradient()
-    else:
-        covered = (oh * ph, ow * pw) == (h, w)
-        dx = np.empty((n, c, h, w), dy.dtype) if covered else np.zeros((n, c, h, w), dy.dtype)
-        targets = _planes_view(dx, pool, (oh, ow))
-    shape = targets.shape[2:]  # (N, C, out_h, out_w), the out_h axis split for a WideOutput
+    covered = (oh * ph, ow * pw) == (h, w)
+    dx = np.empty((n, c, h, w), dy.dtype) if covered else np.zeros((n, c, h, w), dy.dtype)
+    maxpool2d_planes_backward(dy, argmax, _planes_view(dx, pool, (oh, ow)), workspace)
+    return dx
+
+
+def maxpool2d_planes_backward(dy: np.ndarray, argmax: np.ndarray, targets: np.ndarray,
+                              workspace: dict | None = None) -> None:
+    """Write tiled max pooling's input gradient into ``targets``, a writable planes view
+    laid out as :func:`maxpool2d_planes`'s ``view``: each window's ``dy`` at its argmax
+    offset, zero at the others (windows are disjoint: each pixel is written once)."""
+    ph, pw = targets.shape[:2]
+    shape = targets.shape[2:]  # (N, C, out_h, out_w), or a split of it
     sel = _buf(workspace, "sel", dy.shape, np.bool_).reshape(shape)
     dy, argmax = dy.reshape(shape), argmax.reshape(shape)
-    for k in range(ph * pw):  # windows are disjoint: each pixel is written once
+    for k in range(ph * pw):
         np.multiply(dy, np.equal(argmax, k, out=sel), out=targets[k // pw, k % pw])
-    return dx
 
 
 def maxpool2d_workspace_bytes(x_shape, pool_size, stride=None, padding=0, itemsize=4,
@@ -182,15 +195,12 @@ def maxpool2d_forward(x: np.ndarray, pool_size, stride=None, padding=0, *,
     """Max pooling. x: (N, C, H, W) -> ``(y, argmax)``, both (N, C, out_h, out_w).
 
     ``argmax`` holds the window offset ``u * pw + v`` of each maximum (uint8 for windows of
-    up to 255 pixels). ``workspace``: optional dict of reusable scratch buffers. x may be a
-    convolution's :class:`~dlcli.nn.functional.conv.WideOutput` when the windows tile it.
+    up to 255 pixels). ``workspace``: optional dict of reusable scratch buffers.
     """
     pool, stride, padding = pool_params(pool_size, stride, padding)
     out_hw = _check(x.shape[2:], pool, stride, padding)
     if _tiled(pool, stride, padding):
         return _maxpool_tiled(x, pool, out_hw, workspace)
-    if isinstance(x, WideOutput):
-        raise TypeError("a WideOutput is pooled only by tiling windows (stride = pool size)")
     xp = _padded(x, padding, -np.inf)
     offsets = _offsets(pool, stride, out_hw)
     _, first = next(offsets)
@@ -241,13 +251,11 @@ def max_unpool2d(values: np.ndarray, argmax: np.ndarray, output_hw, pool_size, s
 
 
 def maxpool2d_backward(dy: np.ndarray, argmax: np.ndarray, input_hw, pool_size, stride=None,
-                       padding=0, *, workspace: dict | None = None, into: WideOutput | None = None):
-    """dx (N, C, H, W): each upstream gradient goes to the position its maximum came from.
-    With ``into``, the :class:`~dlcli.nn.functional.conv.WideOutput` the forward pooled, dx
-    is written into its gradient buffer and its ``gradient()`` is returned instead."""
+                       padding=0, *, workspace: dict | None = None):
+    """dx (N, C, H, W): each upstream gradient goes to the position its maximum came from."""
     pool, stride, padding = pool_params(pool_size, stride, padding)
     if _tiled(pool, stride, padding):
-        return _maxpool_tiled_backward(dy, argmax, tuple(input_hw), pool, workspace, into)
+        return _maxpool_tiled_backward(dy, argmax, tuple(input_hw), pool, workspace)
     return max_unpool2d(dy, argmax, input_hw, pool_size, stride, padding)
 
 

@@ -25,8 +25,9 @@ class Layer:
         pure except in ``maxpool2d``, which records the input shape for ``maxunpool2d``.
       * ``build(input_shape, rng, dtype)`` allocates ``params`` and ``grads`` (same keys).
       * ``forward(x, training)`` caches what ``backward`` needs.
-      * ``backward(dy)`` returns ``dx`` and ADDS into ``grads`` (a parameter reached twice
-        must accumulate). When ``need_input_grad`` is False it may return None.
+      * ``backward(dy)`` returns ``dx`` and WRITES this batch's gradient of every parameter
+        into ``grads`` (in place: they may be views of the model's packed buffer), so no
+        step needs to zero them first. When ``need_input_grad`` is False it may return None.
       * ``get_config()`` returns exactly the keys the registry rebuilds the layer from.
     """
 
@@ -39,7 +40,6 @@ class Layer:
         self.input_shape: tuple | None = None
         self.dtype = np.float32
         self.need_input_grad = True
-        self.activation = None  # an Activation layer applied after this one, if any
 
     # ---- shape inference (pure) -------------------------------------------------
     def output_shape(self, input_shape: tuple) -> tuple:
@@ -72,75 +72,14 @@ class Layer:
             for key, value in self._init_params(self.input_shape, rng).items()
         }
         self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
-        self._zeroed = set(self.grads)
 
     def _init_params(self, input_shape: tuple, rng: np.random.Generator) -> dict:
         return {}
 
-    def zero_grad(self, lazy: bool = False) -> None:
-        """Zero every gradient. ``lazy`` skips the fill: the next ``backward`` writes each
-        gradient instead of adding to it, and whoever calls it must then call
-        :meth:`settle_grads` (``Model.backward`` does) to zero any gradient it did not reach."""
-        if not lazy:
-            for g in self.grads.values():
-                g.fill(0)
-        self._zeroed = set(self.grads)
-
-    def settle_grads(self) -> None:
-        """Zero the gradients still marked fresh (after a lazy ``zero_grad`` and a backward)."""
-        zeroed = getattr(self, "_zeroed", None)
-        if zeroed:
-            for key in zeroed:
-                self.grads[key].fill(0)
-
-    # ---- gradient accumulation ------------------------------------------------------
-    # ``backward`` ADDS into ``grads``. Right after ``zero_grad`` (or ``build``) adding to
-    # zeros is writing, so the helpers below write the product or sum straight into the
-    # gradient (``out=``), saving a temporary and a pass; any later call adds. The
-    # difference is not observable: two backward calls still give twice the gradient.
-    # Every write into ``grads`` must go through these helpers: after a lazy ``zero_grad``
-    # the buffer holds the previous step's values until the first helper call overwrites it.
-    def _fresh(self, key: str) -> bool:
-        zeroed = getattr(self, "_zeroed", None)
-        if zeroed and key in zeroed:
-            zeroed.discard(key)
-            return True
-        return False
-
-    def _add_matmul(self, key: str, a: np.ndarray, b: np.ndarray) -> None:
-        """``grads[key] += a @ b``."""
-        g = self.grads[key]
-        if self._fresh(key):
-            matmul(a, b, out=g)
-        else:
-            g += matmul(a, b)
-
-    def _add_array(self, key: str, value: np.ndarray) -> None:
-        """``grads[key] += value``."""
-        g = self.grads[key]
-        if self._fresh(key):
-            np.copyto(g, value, casting="same_kind")
-        else:
-            g += value
-
-    def _add_sum(self, key: str, value: np.ndarray, axis) -> None:
-        """``grads[key] += value.sum(axis)``."""
-        g = self.grads[key]
-        if self._fresh(key):
-            np.sum(value, axis=axis, out=g)
-        else:
-            g += np.sum(value, axis=axis)
-
-    def _add_row_sum(self, key: str, value: np.ndarray) -> None:
-        """``grads[key] += value.sum(axis=0)`` for a 2-D ``value``, as the product
-        ``1ᵀ value`` (one BLAS call, faster than NumPy's column sum, and summed over the
-        batch in the same way as the weight gradient's product)."""
-        ones = self._ones
-        if ones is None or len(ones) != len(value) or ones.dtype != value.dtype:
-            ones = self._ones = np.ones(len(value), value.dtype)
-        self._add_matmul(key, ones, value)
-
-    _ones = None
+    def zero_grad(self) -> None:
+        """Zero every gradient."""
+        for g in self.grads.values():
+            g.fill(0)
 
     # ---- computation -------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:

@@ -46,7 +46,9 @@ class _ConvBase(Layer):
         self.use_bias = bool(use_bias)
         self.initializer = initializer
         self.activation_name = activation
-        self._workspace: dict = {}  # reusable im2col/GEMM buffers, rebuilt on shape change
+        # Reusable im2col/GEMM buffers, rebuilt on shape change; public so that a fused step
+        # running this layer's kernels (dlcli.nn.fusion) reuses the same buffers.
+        self.workspace: dict = {}
         self._cache: dict | None = None
 
     def _weight_shape(self, in_channels: int) -> tuple:
@@ -78,12 +80,13 @@ class _ConvBase(Layer):
         """The reusable buffers for a training forward; None (temporaries) otherwise, so
         that an evaluation batch, often larger, leaves no buffers of its size behind. The
         backward always reuses them (it only follows a training forward in training)."""
-        return self._workspace if training else None
+        return self.workspace if training else None
 
-    def _accumulate(self, dweight, dbias) -> None:
-        self._add_array("weight", dweight)
+    def set_grads(self, dweight, dbias) -> None:
+        """Write a backward's weight and bias gradients into ``grads``."""
+        np.copyto(self.grads["weight"], dweight)
         if dbias is not None:
-            self._add_array("bias", dbias)
+            np.copyto(self.grads["bias"], dbias)
 
     def get_config(self) -> dict:
         config = {"type": self.type_name, "filters": self.filters,
@@ -161,21 +164,17 @@ class Conv2D(_ConvBase):
                                          need_input_grad=need_input_grad)
         return sum(sizes.values()) * itemsize
 
-    def forward(self, x: np.ndarray, training: bool = False, wide_for=None) -> np.ndarray:
-        """``wide_for=(ph, pw)`` (training only): a tiled max pooling of that window reads the
-        output next, which may then come back as a ``WideOutput`` (see ``ConvThenPool``)."""
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         y, self._cache = F.conv2d_forward(
             self._input(x), self.params["weight"], self.params.get("bias"), self.strides,
-            self.padding, flip_kernel=self.flip_kernel, workspace=self._scratch(training),
-            wide_for=wide_for if training else None)
+            self.padding, flip_kernel=self.flip_kernel, workspace=self._scratch(training))
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        if not isinstance(dy, F.WideGradient):
-            dy = np.asarray(dy, dtype=self.dtype)
         dx, dweight, dbias = F.conv2d_backward(
-            dy, self._cache, need_input_grad=self.need_input_grad, workspace=self._workspace)
-        self._accumulate(dweight, dbias)
+            np.asarray(dy, dtype=self.dtype), self._cache,
+            need_input_grad=self.need_input_grad, workspace=self.workspace)
+        self.set_grads(dweight, dbias)
         return dx
 
 
@@ -251,6 +250,6 @@ class ConvTranspose2D(_ConvBase):
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         dx, dweight, dbias = F.conv_transpose2d_backward(
             np.asarray(dy, dtype=self.dtype), self._cache,
-            need_input_grad=self.need_input_grad, workspace=self._workspace)
-        self._accumulate(dweight, dbias)
+            need_input_grad=self.need_input_grad, workspace=self.workspace)
+        self.set_grads(dweight, dbias)
         return dx

@@ -76,8 +76,7 @@ class MaxPool2D(_Pool2D):
         super().__init__(pool_size, stride, padding, name)
         self.argmax: np.ndarray | None = None
         self.forward_input_hw: tuple | None = None
-        self._workspace: dict = {}  # scratch planes reused across batches
-        self._wide = None  # the last forward's input when a WideOutput
+        self.workspace: dict = {}  # scratch planes reused across batches (and by dlcli.nn.fusion)
 
     @property
     def indices(self) -> np.ndarray | None:
@@ -86,25 +85,16 @@ class MaxPool2D(_Pool2D):
             return None
         return P.argmax_to_indices(self.argmax, self.forward_input_hw, *self._args())
 
-    @property
-    def read_in_place(self) -> bool:
-        """Whether the last forward read a convolution's output in its product layout."""
-        return self._wide is not None
-
     def workspace_bytes(self, input_shape, batch, itemsize, need_input_grad=True) -> int:
         return P.maxpool2d_workspace_bytes((batch, *input_shape), *self._args(), itemsize,
                                            backward=need_input_grad)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """x: (N, C, H, W), or a convolution's ``WideOutput`` (``ConvThenPool``), whose
-        gradient the backward then writes in place and returns as a ``WideGradient``."""
-        self._wide = x if isinstance(x, C.WideOutput) else None
-        if self._wide is None:
-            x = np.asarray(x, dtype=self.dtype)
+        x = np.asarray(x, dtype=self.dtype)
         # Only training keeps scratch planes: an evaluation batch (often larger) must not
         # leave buffers of its size behind.
         y, self.argmax = P.maxpool2d_forward(x, *self._args(),
-                                             workspace=self._workspace if training else None)
+                                             workspace=self.workspace if training else None)
         self.forward_input_hw = x.shape[2:]
         return y
 
@@ -113,7 +103,7 @@ class MaxPool2D(_Pool2D):
             return None
         return P.maxpool2d_backward(np.asarray(dy, dtype=self.dtype), self.argmax,
                                     self.forward_input_hw, *self._args(),
-                                    workspace=self._workspace, into=self._wide)
+                                    workspace=self.workspace)
 
 
 @LAYERS.register("avgpool2d")

@@ -176,13 +176,11 @@ def _activation(g, activation, x, hint):
 
 
 def _ops(model):
-    """(layer or activation, its name, whether it is an activation) in forward order."""
+    """(op, its name, whether it is an activation) in forward order: the model's ops, an
+    attached activation named ``<layer>.<activation>``."""
     from dlcli.nn.activations import Activation
-    for layer in model.layers:
-        yield layer, layer.name, isinstance(layer, Activation)
-        activation = getattr(layer, "activation", None)
-        if activation is not None and not isinstance(layer, Activation):
-            yield activation, f"{layer.name}.{activation.get_config()['activation']}", True
+    for op in model.ops:
+        yield op, op.name, isinstance(op, Activation)
 
 
 def check_exportable(model) -> None:
