@@ -1,6 +1,9 @@
-"""A new user's first hour, through the installed ``dlcli`` command (issue 17, points 1, 3,
-4, 5, 6 and 7): refusals before any computation, messages a Keras user can act on, paths
-that work from anywhere, text that survives narrow and non-UTF-8 terminals."""
+"""A new user's first hour, through the installed ``dlcli`` command (issue 17, points 1, 2,
+4, 5, 6, 7, 9 and 11; 3, 8 and 10 in tests/train/test_threads.py,
+tests/use/test_scoring_cli.py, tests/train/test_progress_display.py): refusals before any
+computation, messages a Keras user can act on, paths that work from anywhere, text that
+survives narrow and non-UTF-8 terminals, cheap checkpoints, an F1 per epoch, a shuffled CSV
+from init to predict."""
 
 import json
 import os
@@ -218,3 +221,73 @@ def test_auto_checkpoints_of_xor_hold_the_end_and_the_best_epoch(dlcli_exe, tmp_
             assert int(npz["trainer/epoch"]) == epoch
         scored = run_dlcli(dlcli_exe, "eval", run, "--checkpoint", name, "--json")
         assert scored.returncode == 0, scored.stderr
+
+
+# ---- point 9: an F1 per epoch for every classifier --------------------------------------
+@pytest.mark.parametrize("config, key", [("xor_mlp.yaml", "val_f1"),
+                                         ("softmax_regression.yaml", "val_macro_f1")])
+def test_classifiers_log_a_validation_f1_each_epoch(dlcli_exe, tmp_path, config, key):
+    """Binary runs log val_f1 (the positive class's), multi-class runs val_macro_f1, each
+    epoch; the last row's value is the F1 of eval's confusion matrix of the same split and
+    checkpoint, 2TP / (2TP + FP + FN) per class; and the metric can be monitored."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = tmp_path / "run"
+    done = run_dlcli(dlcli_exe, "train", os.path.join(root, "configs", config), "--run-dir",
+                     run, "-q", "--set", "training.epochs=4", "--set",
+                     f"training.monitor={key}")
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(key in r for r in rows)
+    scored = run_dlcli(dlcli_exe, "eval", run, "--split", "val", "--checkpoint", "last",
+                       "--json")
+    assert scored.returncode == 0, scored.stderr
+    confusion = json.loads(scored.stdout)["confusion_matrix"]
+    k = len(confusion)
+    f1 = []
+    for c in range(k):
+        tp = confusion[c][c]
+        fp = sum(confusion[r][c] for r in range(k)) - tp
+        fn = sum(confusion[c]) - tp
+        f1.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    expected = f1[1] if key == "val_f1" else sum(f1) / k
+    assert rows[-1][key] == pytest.approx(expected, abs=1e-12)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["monitor"] == key
+    assert summary["best"] == max(r[key] for r in rows)  # an F1 is better higher
+
+
+# ---- points 2 and 11: a new user's own CSV, from init to predict ---------------------------
+def test_a_shuffled_csv_with_an_id_and_a_text_column_from_init_to_predict(dlcli_exe, tmp_path):
+    """A Kaggle-style file in shuffled order: an Id column (not in file order), a text
+    column, a text target. init leaves the Id out and encodes the text column; train, eval
+    and predict run as printed; predict needs neither the Id nor the target."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    species, colors = ["setosa", "versicolor", "virginica"], ["red", "green", "blue"]
+    ids = rng.permutation(150) + 1
+    lines = ["Id,SepalLengthCm,PetalLengthCm,Color,Species"]
+    for i in ids:
+        s = int(i) % 3
+        sepal, petal = 5.0 + 0.9 * s + rng.normal(0, 0.3), 1.5 + 2.7 * s + rng.normal(0, 0.3)
+        lines.append(f"{i},{sepal:.2f},{petal:.2f},{colors[rng.integers(3)]},{species[s]}")
+    (tmp_path / "flowers.csv").write_text("\n".join(lines) + "\n")
+    made = run_dlcli(dlcli_exe, "init", "flowers.csv", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    config = yaml.safe_load((tmp_path / "flowers.yaml").read_text())
+    assert config["data"]["target"] == "Species" and config["data"]["exclude"] == ["Id"]
+    assert config["model"]["input_shape"] == [2 + 3]  # two numbers, Color one-hot
+    trained = run_dlcli(dlcli_exe, "train", "flowers.yaml", "--run-dir", "run", "-q",
+                        cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert "row id" not in trained.stderr + trained.stdout
+    scored = run_dlcli(dlcli_exe, "eval", "run", "--json", cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads(scored.stdout)["accuracy"] > 0.9
+    (tmp_path / "new.csv").write_text("\n".join(
+        ",".join(line.split(",")[1:4]) for line in lines[:6]) + "\n")  # no Id, no Species
+    predicted = run_dlcli(dlcli_exe, "predict", "run", "new.csv", "-o", "p.csv", cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    out = (tmp_path / "p.csv").read_text().splitlines()
+    assert out[0].split(",")[0] == "predicted" and len(out) == 6
+    truth = [line.split(",")[-1] for line in lines[1:6]]
+    assert sum(row.split(",")[0] == t for row, t in zip(out[1:], truth)) >= 4

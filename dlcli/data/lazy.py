@@ -166,9 +166,48 @@ class OneHotRows:
         return out if dtype is None else out.astype(dtype, copy=False)
 
 
+class Chain:
+    """Lazy views one after another, as ``np.concatenate`` would join them without ever
+    joining them (a file's x, then its x_test: ``dlcli eval --data`` scores all of it)."""
+
+    def __init__(self, *parts):
+        self.parts = list(parts)
+        self.dtype = parts[0].dtype
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self), *self.parts[0].shape[1:])
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, key) -> np.ndarray:
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("a Chain is read in slices of consecutive rows")
+        start, stop, _ = key.indices(len(self))
+        pieces, offset = [], 0
+        for part in self.parts:
+            lo, hi = max(start - offset, 0), min(stop - offset, len(part))
+            if lo < hi:
+                pieces.append(part[lo:hi])
+            offset += len(part)
+        if not pieces:
+            return self.parts[0][0:0]
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = np.concatenate([np.asarray(p) for p in self.parts])
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
 def is_lazy(x) -> bool:
-    """Whether ``x`` is read per batch (a Rows or OneHotRows) rather than an ndarray."""
-    return isinstance(x, (Rows, OneHotRows))
+    """Whether ``x`` is read per batch (a Rows, OneHotRows or Chain) rather than an
+    ndarray."""
+    return isinstance(x, (Rows, OneHotRows, Chain))
 
 
 def take(x, rows, out):

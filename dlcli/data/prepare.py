@@ -171,8 +171,9 @@ def load_inputs(path, spec: dict, base_dir: pathlib.Path | None = None, feature_
     (memory-mapped when the file allows), NOT normalized.
 
     ``path`` (relative paths resolve against ``base_dir``, default the working directory):
-    .npz -> array ``x``; .npy, or a folder of .npy files -> its (``x``) array; .csv -> the ``feature_names`` columns when given (store
-    Splits.feature_names with the run), else every column except ``spec['target']``;
+    .npz -> array ``x``; .npy, or a folder of .npy files -> its (``x``) array; .csv -> the
+    ``feature_names`` columns when given (store Splits.feature_names with the run), else
+    every column except ``spec['target']``;
     IDX -> the array itself. Layout is converted as in ``prepare``.
     """
     path = _resolve(path, base_dir)

@@ -18,6 +18,7 @@ row id: it gets a warning, since as a feature it lets the model learn the file's
 """
 
 import fnmatch
+import re
 
 import numpy as np
 
@@ -91,11 +92,24 @@ def _numbers(column: np.ndarray):
     return values, missing, bad
 
 
-def _id_like(values: np.ndarray) -> bool:
+# Names of row ids: Id, ID, index, pandas' "Unnamed: 0", user_id, "user id", PassengerId.
+ID_NAME = re.compile(r"^(?:[Ii][Dd]|[Ii]ndex|Unnamed: ?\d+)$|[_ ][Ii][Dd]$|[a-z](?:Id|ID)$")
+
+
+def _id_like(values: np.ndarray, name: str | None = None) -> str | None:
+    """Why a column of numbers looks like a row id (None when it does not): unique
+    integers increasing (or decreasing) down the file, or unique integers in a column
+    named like an id (a shuffled file's ``Id``)."""
     if len(values) < 10 or not np.isfinite(values).all() or (values != np.round(values)).any():
-        return False
+        return None
     steps = np.diff(values)
-    return bool((steps > 0).all() or (steps < 0).all())
+    if (steps > 0).all() or (steps < 0).all():
+        return (f"unique integers from {values[0]:.0f} to {values[-1]:.0f} in file order; "
+                "as a feature it lets the model learn the file's order")
+    if name is not None and ID_NAME.search(name) and len(np.unique(values)) == len(values):
+        return ("named like an id, a different integer in every row; as a feature it "
+                "lets the model memorize rows")
+    return None
 
 
 class Table:
@@ -215,11 +229,10 @@ def read_table(path, target=None, *, features=None, exclude=None, missing="refus
             categories[name] = distinct
             parsed[name] = (column, gaps)
             continue
-        if name not in explicit and not gaps.any() and _id_like(values):
-            warnings.append(f"{where}: column {name!r} looks like a row id (unique integers "
-                            f"from {values[0]:.0f} to {values[-1]:.0f} in file order); as a "
-                            f"feature it lets the model learn the file's order: add it to "
-                            f"data.exclude")
+        why = None if name in explicit or gaps.any() else _id_like(values, name)
+        if why:
+            warnings.append(f"{where}: column {name!r} looks like a row id ({why}): add it "
+                            "to data.exclude")
         parsed[name] = (values, gaps)
 
     gaps = np.column_stack([parsed[c][1] for c in columns])

@@ -65,9 +65,9 @@ def _csv_plan(path: pathlib.Path, target: str | None) -> dict:
                 exclude.append(name)
                 notes.append(f"{name}: text with {distinct} distinct values in {len(cells)} "
                              "rows (an identifier or free text)")
-        elif not gaps.any() and tabular._id_like(values):
+        elif not gaps.any() and (why := tabular._id_like(values, name)):
             exclude.append(name)
-            notes.append(f"{name}: unique increasing integers (a row id)")
+            notes.append(f"{name}: a row id ({why.split(';')[0]})")
     missing = "drop" if target_gaps.any() else "mean" if feature_gaps else "refuse"
     return {"target": target, "target_why": why, "exclude": exclude, "notes": notes,
             "missing": missing}

@@ -42,13 +42,16 @@ class Cadence:
         self.every = every
         self.clock = clock
         self.started = clock()
+        self.start_epoch = 0  # the epoch training (re)started after
         self.spent_s = 0.0  # metric lines, checkpoints, copies of new bests: everything
         self.write_s = 0.0  # the checkpoint writes alone
         self.writes = 0
 
-    def start(self) -> None:
-        """Training starts now (the budget is a share of the time since)."""
+    def start(self, epoch: int = 0) -> None:
+        """Training starts now, after ``epoch`` (a resumed run's); the budget is a share of
+        the time since."""
         self.started = self.clock()
+        self.start_epoch = epoch
 
     @staticmethod
     def final(trainer, epoch: int) -> bool:
@@ -63,7 +66,7 @@ class Cadence:
             return self.writes == 0 or improved or epoch % int(self.every) == 0
         elapsed = self.clock() - self.started
         if self.writes == 0:  # the end is expected at least FIRST_S later: write now
-            remaining = elapsed / epoch * (trainer.epochs - epoch)
+            remaining = elapsed / max(1, epoch - self.start_epoch) * (trainer.epochs - epoch)
             return elapsed >= FIRST_S and remaining >= FIRST_S
         mean = self.write_s / self.writes
         return self.spent_s + RESERVE * mean <= BUDGET * elapsed

@@ -274,7 +274,7 @@ class Checkpointer(Callback):
             self._link_best()
 
     def on_train_begin(self, trainer):
-        self.cadence.start()
+        self.cadence.start(trainer.epoch)
 
     def on_epoch_end(self, trainer, epoch, logs):
         began = self.cadence.clock()

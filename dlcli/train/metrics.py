@@ -19,7 +19,7 @@ HIGHER_IS_BETTER = {f"{prefix}{name}" for prefix in ("", "val_", "test_") for na
 # The scalar metrics each task logs: per epoch on the training batches, and on a whole split.
 TRAIN_METRICS = {"classification": ["accuracy"], "binary": ["accuracy"],
                  "multilabel": ["label_accuracy"], "regression": [], "reconstruction": []}
-SPLIT_METRICS = {"classification": ["accuracy"], "binary": ["accuracy"],
+SPLIT_METRICS = {"classification": ["accuracy", "macro_f1"], "binary": ["accuracy", "f1"],
                  "multilabel": ["label_accuracy", "hamming_loss"],
                  "regression": ["mse", "mae", "r2"], "reconstruction": ["mse", "mae"]}
 

@@ -137,7 +137,10 @@ def open_resume(run_dir, config: Config | None, overrides, allow_change: bool):
         new = resolve(raw, path=stored_path)
     else:
         new = config
-    differences = config_differences(stored_raw, stored_config(new))
+    # TensorBoard's event files are written beside the results and change none of them:
+    # turning them on (or off) at --resume is not a change to refuse.
+    differences = [d for d in config_differences(stored_raw, stored_config(new))
+                   if not d.startswith("training.tensorboard:")]
     if differences and not allow_change:
         raise ConfigError(f"the config to resume with differs from the run's config.yaml in "
                           f"{len(differences)} key(s): " + "; ".join(differences[:5])

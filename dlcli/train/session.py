@@ -144,7 +144,7 @@ def _train(config: Config, par, *, run_dir=None, seed=None, console=None, intera
         if training.get("tensorboard"):  # after diagnostics: it writes that epoch's row too
             from dlcli.train.tensorboard import TensorBoardLogger
             callbacks.append(TensorBoardLogger(run_dir, diagnostics,
-                                               trainer.epoch if resume else None))
+                                               trainer.epoch if resume else None, rows))
         if console is not None:
             callbacks.append(Progress(console, interactive, quiet, header={
                 "run_dir": run_dir, "params": model.param_count(), "monitor": monitor.name,

@@ -20,7 +20,10 @@ float32 of the value in metrics.jsonl.
 
 On resume, the records after the checkpoint's epoch are dropped from the existing files
 before training continues (the resumed run writes those epochs again), so no step appears
-twice; a record cut short by a crash is dropped too.
+twice; a record cut short by a crash is dropped too. The epochs up to the checkpoint that
+the files lack (all of them when TensorBoard is turned on only at ``--resume``) are written
+from ``metrics.jsonl`` and ``diagnostics.jsonl``, in step order, so the files hold every
+epoch of the run either way.
 """
 
 from __future__ import annotations
@@ -213,6 +216,26 @@ def truncate(directory: pathlib.Path, last_step: int) -> int:
     return dropped
 
 
+def backfill(directory: pathlib.Path, by_step: dict[int, dict[str, float]]) -> int:
+    """Add to the event file of ``directory`` (created when there is none) an event for each
+    step of ``by_step`` (step -> scalars) it has no event of, keeping the records in step
+    order (TensorBoard drops the points after a step that goes back); returns how many."""
+    from dlcli.train.io import atomic_writer
+    writer = EventWriter(directory)
+    records = read_records(writer.path.read_bytes())
+    head = [r for r in records if (event_step(r) or 0) <= 0]  # file_version
+    body = [r for r in records if (event_step(r) or 0) > 0]
+    present = {event_step(r) for r in body}
+    now = time.time()
+    added = [event(now, step, scalars=values) for step, values in sorted(by_step.items())
+             if step not in present and values]
+    if added:
+        body = sorted(body + added, key=event_step)  # stable: a step's records keep their order
+        with atomic_writer(writer.path) as handle:
+            handle.write(b"".join(frame(r) for r in head + body))
+    return len(added)
+
+
 # ---- the training callback ----------------------------------------------------------------------
 
 def split_logs(logs: dict) -> tuple[dict[str, float], dict[str, float]]:
@@ -246,21 +269,48 @@ class TensorBoardLogger(Callback):
     """Writes each epoch's logs (and the diagnostics callback's row, when given) as scalars.
 
     ``resume_epoch``: the epoch of the checkpoint a resumed run starts from; records after
-    it are dropped first."""
+    it are dropped first, and the epochs up to it that the files lack are written from
+    ``history`` (the rows of metrics.jsonl kept) and the run's diagnostics.jsonl."""
 
-    def __init__(self, run_dir, diagnostics=None, resume_epoch: int | None = None):
-        self.root = pathlib.Path(run_dir) / "tensorboard"
+    def __init__(self, run_dir, diagnostics=None, resume_epoch: int | None = None,
+                 history=()):
+        self.run_dir = pathlib.Path(run_dir)
+        self.root = self.run_dir / "tensorboard"
         self.diagnostics = diagnostics
         self.resume_epoch = resume_epoch
+        self.history = list(history)
         self.train = self.validation = None
+
+    def _earlier_epochs(self) -> tuple[dict, dict]:
+        """(train, validation): step -> scalars of the epochs up to ``resume_epoch``."""
+        import json
+        train, validation = {}, {}
+        for row in self.history:
+            epoch = row.get("epoch")
+            if isinstance(epoch, int) and 0 < epoch <= self.resume_epoch:
+                train[epoch], validation[epoch] = split_logs(row)
+        path = self.run_dir / "diagnostics.jsonl"
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:  # a line cut short by a crash
+                    continue
+                epoch = row.get("epoch") if isinstance(row, dict) else None
+                if epoch in train:
+                    train[epoch].update(diagnostics_tags(row))
+        return train, validation
 
     def on_train_begin(self, trainer):
         from dlcli.errors import TrainingError
         try:
             if self.resume_epoch is not None:
+                earlier = dict(zip(("train", "validation"), self._earlier_epochs()))
                 for name in ("train", "validation"):
                     if (self.root / name).is_dir():
                         truncate(self.root / name, self.resume_epoch)
+                    if any(earlier[name].values()):
+                        backfill(self.root / name, earlier[name])
             self.train = EventWriter(self.root / "train")
             self.validation = EventWriter(self.root / "validation")
         except OSError as exc:

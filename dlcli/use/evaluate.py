@@ -116,6 +116,7 @@ def evaluate_run(run: LoadedRun, split: str | None = "test", data_source: str | 
     and scored on the same split, the linear baseline of notes 4.1.2. ``images`` (a .png path,
     reconstruction runs of images only) writes inputs beside their reconstructions.
     """
+    from dlcli.data.lazy import Chain, is_lazy
     from dlcli.data.prepare import prepare as prepare_data
     from dlcli.train.metrics import evaluate
     from dlcli.train.build import targets
@@ -140,13 +141,17 @@ def evaluate_run(run: LoadedRun, split: str | None = "test", data_source: str | 
     _check_input_shape(run, splits.input_shape, spec["source"])
     ys = dict(zip(("train", "val", "test"),
                   targets(splits, run.task, run.model.dtype, run.loss)))
-    if split == "all":  # a file's own x_test / y_test are part of it
-        raw_x = (splits.x_train if not len(splits.x_test) else
-                 np.concatenate([splits.x_train, splits.x_test]))
-        y = ys["train"] if not len(splits.x_test) else np.concatenate([ys["train"], ys["test"]])
+    streamed = is_lazy(splits.x_train)
+    if split == "all" and len(splits.x_test):  # a file's own x_test / y_test are part of it
+        parts = (splits.x_train, splits.x_test)
+        x = (Chain(*(normalized(p, run.normalizer, run.model.dtype) for p in parts))
+             if streamed else normalized(np.concatenate(parts), run.normalizer,
+                                         run.model.dtype))
+        y = _joined(ys["train"], ys["test"])
     else:
-        raw_x, y = getattr(splits, f"x_{split}"), ys[split]
-    x = normalized(raw_x, run.normalizer, run.model.dtype)
+        key = "train" if split == "all" else split
+        x = normalized(getattr(splits, f"x_{key}"), run.normalizer, run.model.dtype)
+        y = ys[key]
     if run.task == "reconstruction":
         y = x
     if len(x) == 0:
@@ -169,8 +174,12 @@ def evaluate_run(run: LoadedRun, split: str | None = "test", data_source: str | 
         from dlcli.use.reconstruction import bottleneck, pca_baseline
         name, shape, size = bottleneck(run.model)
         result["bottleneck"] = {"layer": name, "shape": list(shape), "size": size}
-        x_train = run.normalizer.apply(splits.x_train)
-        result["pca"] = pca_baseline(x_train, x, size)
+        if streamed:  # PCA's SVD needs the whole training split in memory
+            result["warnings"].append("no PCA baseline: the data are streamed from disk "
+                                      "(larger than lazy.STREAM_BYTES)")
+        else:
+            x_train = run.normalizer.apply(splits.x_train)
+            result["pca"] = pca_baseline(x_train, x, size)
     if images is not None:
         from dlcli.use.reconstruction import GRID_COLUMNS, write_image_grid
         from dlcli.train.metrics import predict
@@ -191,6 +200,16 @@ def normalized(raw_x, normalizer, dtype):
     if isinstance(raw_x, Rows):
         return Rows(raw_x.source, raw_x.index, normalizer, dtype)
     return normalizer.transform(raw_x, None, dtype)
+
+
+def _joined(first, second):
+    """Two splits' targets one after the other (one-hot rows made per batch stay so)."""
+    from dlcli.data.lazy import OneHotRows
+
+    if isinstance(first, OneHotRows):
+        return OneHotRows(np.concatenate([first.labels, second.labels]), first.n_classes,
+                          first.dtype)
+    return np.concatenate([first, second])
 
 
 SCORES_FILE = "scores.json"

@@ -257,7 +257,10 @@ def test_eval_of_streamed_data_is_eval_in_memory(tmp_path, monkeypatch, task):
 
     rng = np.random.default_rng(6)
     x = rng.normal(size=(300, 6))
-    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0] > 0).astype(int) + (x[:, 1] > 0))
+    label = lambda x: (x[:, 0] > 0).astype(int) + (x[:, 1] > 0)  # noqa: E731
+    np.savez(tmp_path / "d.npz", x=x, y=label(x))
+    x_test = rng.normal(size=(50, 6))  # scored with all of the file by eval --data
+    np.savez(tmp_path / "other.npz", x=x, y=label(x), x_test=x_test, y_test=label(x_test))
     config = _mlp(tmp_path / "d.npz", "mse", epochs=1)
     config["data"]["test_split"] = 0.2
     if task == "reconstruction":
@@ -266,16 +269,23 @@ def test_eval_of_streamed_data_is_eval_in_memory(tmp_path, monkeypatch, task):
                                      {"type": "dense", "units": 6}]
     train(resolve(config), run_dir=tmp_path / "run", threads=1)
     run = load_run(tmp_path / "run")
-    kept = evaluate_run(run, "test", batch_size=16)
-    monkeypatch.setattr(lazy, "STREAM_BYTES", 0)
-    streamed = evaluate_run(run, "test", batch_size=16)
-    assert streamed.keys() == kept.keys()
-    for key, value in kept.items():
-        if task == "reconstruction" and key in ("mse", "mae"):
-            # summed batch by batch instead of np.mean over the whole split
-            assert streamed[key] == pytest.approx(value, rel=1e-12)
-        elif key != "pca":
-            assert streamed[key] == value, key
+    for data in (None, tmp_path / "other.npz"):
+        monkeypatch.setattr(lazy, "STREAM_BYTES", 2**40)
+        kept = evaluate_run(run, None, data_source=data, batch_size=16)
+        monkeypatch.setattr(lazy, "STREAM_BYTES", 0)
+        streamed = evaluate_run(run, None, data_source=data, batch_size=16)
+        assert kept["samples"] == (60 if data is None else 350)
+        if task == "reconstruction":  # PCA's SVD would need the split in memory
+            assert "pca" in kept and "pca" not in streamed
+            assert streamed["warnings"] == ["no PCA baseline: the data are streamed from disk "
+                                            "(larger than lazy.STREAM_BYTES)"]
+        assert streamed.keys() == kept.keys() - {"pca"}
+        for key, value in kept.items():
+            if task == "reconstruction" and key in ("mse", "mae"):
+                # summed batch by batch instead of np.mean over the whole split
+                assert streamed[key] == pytest.approx(value, rel=1e-12)
+            elif key not in ("pca", "warnings"):
+                assert streamed[key] == value, key
 
 
 def test_data_parallel_training_streams_the_same_batches(tmp_path, monkeypatch):

@@ -80,6 +80,25 @@ def test_id_like_column_warns(tmp_path):
     assert read_table(path, "y", features=["Id", "v"])["warnings"] == []  # named: wanted
 
 
+@pytest.mark.parametrize("name, flagged", [("Id", True), ("ID", True), ("Unnamed: 0", True),
+                                           ("PassengerId", True), ("user_id", True),
+                                           ("index", True), ("Paid", False),
+                                           ("count", False), ("idea", False)])
+def test_a_shuffled_id_column_is_known_by_its_name(tmp_path, name, flagged):
+    """Unique integers in shuffled order (Kaggle's Iris after a shuffle, a pandas index)
+    are a row id when the column is named like one; other unique integers are features."""
+    order = [7, 3, 15, 1, 12, 9, 20, 5, 18, 2, 11, 16, 4, 19, 8, 14, 6, 10, 17, 13]
+    rows = "".join(f"{i},{(i * 7) % 5}.5,{i % 3}\n" for i in order)
+    path = write(tmp_path / "t.csv", f'"{name}",v,y\n' + rows)
+    warnings = read_table(path, "y")["warnings"]
+    assert len(warnings) == int(flagged)
+    if flagged:
+        assert f"{name!r}" in warnings[0] and "named like an id" in warnings[0]
+        assert "data.exclude" in warnings[0]
+    repeated = write(tmp_path / "r.csv", f'"{name}",v,y\n' + rows.replace("7,", "3,", 1))
+    assert read_table(repeated, "y")["warnings"] == []  # a value twice: not an id
+
+
 def test_empty_cells_are_refused_by_default_with_row_and_column(tmp_path):
     path = write(tmp_path / "t.csv", "a,b,y\n1,2,0\n3,,1\n5,6,0\n")
     with pytest.raises(DataError) as info:

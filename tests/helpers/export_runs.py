@@ -59,9 +59,10 @@ def write_inputs(run, x: np.ndarray, path: pathlib.Path) -> pathlib.Path:
 
 
 def fake_run(run_dir: pathlib.Path, layers: list[dict], input_shape, *, task="regression",
-             loss="mse", seed=0, class_names=None) -> pathlib.Path:
+             loss="mse", seed=0, class_names=None, last=False) -> pathlib.Path:
     """A run directory of ``layers`` with random weights and biases and a random
-    standard normalizer (per channel for images), as if trained."""
+    standard normalizer (per channel for images), as if trained; ``last``: a
+    ``checkpoints/last.npz`` too, with other random weights than ``best.npz``."""
     from dlcli.config import resolve
     from dlcli.data.prepare import Normalizer
     from dlcli.train import checkpoint as ckpt
@@ -76,14 +77,22 @@ def fake_run(run_dir: pathlib.Path, layers: list[dict], input_shape, *, task="re
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     model = prepare(resolve(config, path=run_dir / "config.yaml"), data=False).model
     model.build(rng)
-    for _, param, _ in model.parameters():
-        param[...] = rng.normal(0, 1 / np.sqrt(max(param[0].size, 1)), param.shape)
+
+    def draw_weights():
+        for _, param, _ in model.parameters():
+            param[...] = rng.normal(0, 1 / np.sqrt(max(param[0].size, 1)), param.shape)
+
+    draw_weights()
     image = len(input_shape) == 3
     stat = (input_shape[2], 1, 1) if image else tuple(input_shape)
     normalizer = Normalizer("standard", rng.normal(0, 2, stat), rng.uniform(0.5, 3, stat))
     (run_dir / "checkpoints").mkdir()
     ckpt.save(run_dir / "checkpoints" / "best.npz", model.state_dict(),
               normalizer_state=normalizer.state())
+    if last:
+        draw_weights()
+        ckpt.save(run_dir / "checkpoints" / "last.npz", model.state_dict(),
+                  normalizer_state=normalizer.state())
     if class_names:
         (run_dir / "classes.json").write_text(json.dumps(class_names))
     return run_dir

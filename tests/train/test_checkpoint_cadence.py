@@ -358,3 +358,20 @@ def test_metric_rows_are_fsynced_before_each_checkpoint(tmp_path, monkeypatch):
         _, epoch, csv_lines = events[i]
         assert events[i - 1][0] == "sync" and events[i - 1][1] >= epoch  # a line per epoch
         assert csv_lines >= epoch + 1  # and the header
+
+
+def test_a_resumed_run_estimates_its_end_from_its_own_epochs():
+    """Resumed after epoch 400 of 700, epochs of 1/64 s: FIRST_S (2 s = 128 epochs) in,
+    172 epochs (2.7 s) are left, so the first write comes then (an estimate from all 528
+    epochs would see 0.65 s left and write nothing before the end)."""
+    from dlcli.train.cadence import FIRST_S, Cadence
+    now = [0.0]
+    cadence = Cadence("auto", clock=lambda: now[0])
+    cadence.start(400)
+    trainer, first = FakeTrainer(700), None
+    for epoch in range(401, 701):
+        now[0] += 1 / 64
+        if cadence.due(trainer, epoch, improved=False):
+            first = epoch
+            break
+    assert first == 400 + round(FIRST_S * 64)

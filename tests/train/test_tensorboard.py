@@ -148,3 +148,62 @@ def test_tensorboard_logdir_shows_runs_side_by_side(tmp_path):
     multiplexer.Reload()
     assert sorted(multiplexer.Runs()) == ["a/tensorboard/train", "a/tensorboard/validation",
                                           "b/tensorboard/train", "b/tensorboard/validation"]
+
+
+@pytest.mark.slow
+def test_tensorboard_turned_on_at_resume_holds_the_earlier_epochs_too(tmp_path, monkeypatch):
+    """``dlcli train --resume RUN --tensorboard`` on a run that wrote no event files: the
+    epochs before the checkpoint come from metrics.jsonl and diagnostics.jsonl, so the files
+    still equal them, one point per epoch; no --allow-config-change is needed for it."""
+    from dlcli.cli import cli
+    run_dir = tmp_path / "run"
+    path = write_config(tmp_path / "moons.yaml", moons_mlp(
+        diagnostics=True, epochs=4, schedule={"type": "step", "step_size": 1, "gamma": 0.5}))
+    train_until_interrupted(monkeypatch, load_config(path), run_dir, step=15)  # in epoch 3
+    assert not (run_dir / "tensorboard").exists()
+    result = CliRunner().invoke(cli, ["train", "--resume", str(run_dir), "--tensorboard", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "tensorboard: true" in (run_dir / "config.yaml").read_text()
+    train, validation = assert_tensorboard_matches(run_dir)
+    assert [step for step, _ in train["epoch_loss"]] == [1, 2, 3, 4]
+    assert [step for step, _ in validation["epoch_loss"]] == [1, 2, 3, 4]
+    # the learning rate of each epoch (halved every epoch) and the per-layer statistics
+    np.testing.assert_allclose([v for _, v in train["epoch_learning_rate"]],
+                               [0.01, 0.005, 0.0025, 0.00125], rtol=1e-7)  # float32 of each
+    assert [s for s, _ in train["diagnostics/dense1/grad_norm"]] == [1, 2, 3, 4]
+
+
+def test_backfill_keeps_steps_in_order_and_adds_only_missing_ones(tmp_path):
+    """Epochs 1 and 3 in the file, 1-4 known: 2 and 4 are added between and after, 1 and 3
+    keep their own values; TensorBoard then reads all four in order."""
+    directory = tmp_path / "train"
+    writer = tb.EventWriter(directory)
+    writer.scalars(1, {"epoch_loss": 1.0})
+    writer.scalars(3, {"epoch_loss": 3.0})
+    added = tb.backfill(directory, {s: {"epoch_loss": 10.0 * s} for s in (1, 2, 3, 4)})
+    assert added == 2
+    assert read_scalars(directory) == {"epoch_loss": [(1, 1.0), (2, 20.0), (3, 3.0), (4, 40.0)]}
+    assert tb.backfill(directory, {2: {"epoch_loss": 5.0}}) == 0  # nothing twice
+
+
+@pytest.mark.slow
+def test_tensorboard_logdir_shows_sweep_trials_beside_runs(tmp_path):
+    """``tensorboard --logdir runs/`` with a run and a sweep (its trials nested in
+    ``runs/<sweep>/trials/NNNN``) inside: every run and every trial is a TensorBoard run."""
+    from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+    from tests.helpers.sweep import dlcli, write_sweep
+    spec = {"name": "lr2", "method": "grid", "seed": 0, "metric": {"name": "val_loss"},
+            "set": {"training.epochs": 2, "training.tensorboard": True},
+            "parameters": {"training.optimizer.lr": {"values": [0.01, 0.1]}},
+            "executor": {"type": "local", "parallel": 1}}
+    dlcli("sweep", write_sweep(tmp_path, spec), "--dir", "runs/lr2", cwd=tmp_path, check=0)
+    path = write_config(tmp_path / "moons.yaml", moons_mlp(tensorboard=True, epochs=2))
+    session.train(load_config(path), run_dir=tmp_path / "runs" / "a")
+    multiplexer = EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(tmp_path / "runs"))
+    multiplexer.Reload()
+    assert sorted(multiplexer.Runs()) == [
+        f"{run}/tensorboard/{side}" for run in ("a", "lr2/trials/0000", "lr2/trials/0001")
+        for side in ("train", "validation")]
+    for trial in ("0000", "0001"):
+        assert_tensorboard_matches(tmp_path / "runs" / "lr2" / "trials" / trial)

@@ -1,7 +1,8 @@
-"""safetensors export: the file written without a dependency is read by the ``safetensors``
-library with the checkpoint's names, shapes, dtypes and values, the normalizer and class
-names in its metadata; where torch is installed it loads into the equivalent PyTorch module
-with ``strict=True`` and gives ``dlcli predict``'s outputs."""
+"""safetensors export (best and last checkpoints, float32 and float64 runs): the file written
+without a dependency is read by the ``safetensors`` library with the checkpoint's names,
+shapes, dtypes and values, the normalizer and class names in its metadata; where torch is
+installed it loads into the equivalent PyTorch module with ``strict=True`` and gives
+``dlcli predict``'s outputs."""
 
 import json
 
@@ -18,10 +19,10 @@ from tests.helpers.random_stacks import random_stack
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
 
-def check_against_checkpoint(run_dir):
-    path = run_dir / "export" / "model.safetensors"
+def check_against_checkpoint(run_dir, which="best", path=None):
+    path = path or run_dir / "export" / "model.safetensors"
     tensors = safetensors_numpy.load_file(str(path))
-    stored = ckpt.load(run_dir / "checkpoints" / "best.npz")
+    stored = ckpt.load(run_dir / "checkpoints" / f"{which}.npz")
     assert tensors.keys() == stored["model"].keys()
     for key, value in stored["model"].items():
         assert tensors[key].dtype == value.dtype and tensors[key].shape == value.shape
@@ -99,5 +100,36 @@ def test_random_stacks_load_into_torch(seed, tmp_path):
     check_against_checkpoint(run_dir)
     run = load_run(run_dir)
     x = rng.normal(0, 3, (23, input_shape[2], input_shape[0], input_shape[1]))
+    ours, _ = predict_file(run, write_inputs(run, x, tmp_path / "inputs.npz"))
+    assert_close(torch_outputs(run, x), ours)
+
+
+def test_the_last_checkpoint_exports_its_own_weights(tmp_path):
+    layers = [{"type": "dense", "units": 5, "activation": "relu"},
+              {"type": "dense", "units": 3, "activation": "softmax"}]
+    run_dir = fake_run(tmp_path / "run", layers, (4,), task="classification",
+                       loss="categorical_crossentropy", last=True)
+    files = {}
+    for which in ("best", "last"):
+        files[which] = export_run(run_dir, fmt="safetensors", checkpoint=which,
+                                  output=tmp_path / which / "model.safetensors")["path"]
+        _, meta = check_against_checkpoint(run_dir, which, files[which])
+        assert meta["checkpoint"] == f"{which}.npz"
+    best, last = (safetensors_numpy.load_file(files[w]) for w in ("best", "last"))
+    assert not np.array_equal(best["dense1.weight"], last["dense1.weight"])
+
+
+def test_a_float64_run_exports_float64_tensors(tmp_path):
+    """A ``dtype: float64`` run's file holds float64 tensors (F64), the checkpoint's values
+    exactly; loaded into the (float32) PyTorch module it agrees with its float64 predict."""
+    from tests.helpers.export_runs import REPO, train_shipped
+
+    run_dir = train_shipped(REPO / "configs" / "lenet.yaml", tmp_path / "run",
+                            extra=["dtype=float64"])
+    export_run(run_dir, fmt="safetensors")
+    tensors, _ = check_against_checkpoint(run_dir)
+    assert {t.dtype for t in tensors.values()} == {np.dtype(np.float64)}
+    run = load_run(run_dir)
+    x = raw_inputs(run)
     ours, _ = predict_file(run, write_inputs(run, x, tmp_path / "inputs.npz"))
     assert_close(torch_outputs(run, x), ours)

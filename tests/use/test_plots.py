@@ -59,8 +59,9 @@ def test_learning_curves_of_two_runs(runs, tmp_path):
     assert f"wrote {out}" in result.stderr
     assert "last line is incomplete" in result.stderr
     image = read_png(out)
-    # two panels (loss, accuracy) of 6 x 3.8 inches at 110 dpi
-    assert image.shape == (418, 1320, 4)
+    # three panels (loss, accuracy, macro_f1 of the validation split) of 6 x 3.8 inches at
+    # 110 dpi, two per row
+    assert image.shape == (2 * 418, 1320, 4)
     assert image[..., :3].std() > 0.05  # not blank
 
 
