@@ -6,12 +6,13 @@ import pathlib
 import re
 from dataclasses import dataclass, field
 
-from dlcli.config import loader, rules as r
+from dlcli import rules as r
+from dlcli.config import loader
 from dlcli.config.build import (USUAL_PAIRS, build_model, compute_dtype, infer_task,  # noqa: F401
                                 pairing_warnings, to_internal_shape)
 from dlcli.config.keypaths import (apply_overrides, flatten_keys, format_path,  # noqa: F401
                                    parse_key_path)
-from dlcli.config.schema import (DATA, EARLY_STOPPING, LAYER_KEY_RULES, MODEL, REQUIRED, TOP,
+from dlcli.config.schema import (DATA, EARLY_STOPPING, LAYER_NAME, MODEL, REQUIRED, TOP,
                                  TRAINING)
 from dlcli.errors import ConfigError
 from dlcli.registry import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS
@@ -115,34 +116,38 @@ def _activation_spec(v, value, path):
 
 
 def _options(v, raw, path, cls, skip=()) -> dict:
-    """Check ``raw``'s keys (besides type) against ``cls``'s constructor and LAYER_KEY_RULES."""
+    """Check ``raw``'s keys (besides type) against ``cls``'s constructor signature and the
+    rules it declares (``RULES``, ``RELATIONS``); a name, activation or initializer against
+    the layer-name rule and the registries."""
     defaults = {k: d for k, d in _signature_defaults(cls).items() if k not in skip}
     out = {"type": raw["type"]}
     for key in raw:
         if key != "type" and key not in defaults:
             v.error(path + [key], r.unknown_key_message(key, list(defaults) + ["type"]))
+    values = {}
     for key, default in defaults.items():
-        if key not in raw:
-            if default is REQUIRED:
-                v.error(path + [key], "required key is missing")
-            else:
-                out[key] = default
-            continue
-        value = raw[key]
-        if key == "activation":
-            out[key] = None if value is None else _activation_spec(v, value, path + [key])
-        elif key == "initializer":
-            try:
-                out[key] = r.registry_name(INITIALIZERS)(value)
-            except r.Invalid as exc:
-                v.error(path + [key], str(exc))
-        elif key in LAYER_KEY_RULES:
-            try:
-                out[key] = LAYER_KEY_RULES[key](value)
-            except r.Invalid as exc:
-                v.error(path + [key], str(exc))
+        if key in raw:
+            values[key] = raw[key]
+        elif default is REQUIRED:
+            v.error(path + [key], "required key is missing")
         else:
-            out[key] = value
+            values[key] = default
+    named = {"name": LAYER_NAME, "initializer": r.registry_name(INITIALIZERS)}
+    own = {k: val for k, val in values.items() if k not in named and k != "activation"}
+    clean, problems = r.check(cls.RULES, own, cls.RELATIONS)
+    named_clean, named_problems = r.check(named, {k: raw[k] for k in named if k in values
+                                                  and k in raw})
+    clean.update(named_clean)
+    for key, message in problems + named_problems:
+        v.error(path + [key], message)
+    for key in defaults:
+        if key == "activation" and key in values:
+            value = values[key]
+            out[key] = None if value is None else _activation_spec(v, value, path + [key])
+        elif key in clean:
+            out[key] = clean[key]
+        elif key in values:
+            out[key] = values[key]
     return out
 
 
@@ -169,12 +174,21 @@ def _layers(v, value, path, present):
             if act is None:
                 v.error(lpath + ["activation"], "required key is missing")
                 continue
-            act_spec = _activation_spec(v, {"type": act, **spec} if spec else act,
-                                        lpath + ["activation"])
+            if spec and isinstance(act, str):
+                # Options sit beside ``activation`` in the layer: their paths say so.
+                kind = ACTIVATIONS.canonical(act)
+                if kind not in ACTIVATIONS:
+                    v.error(lpath + ["activation"], ACTIVATIONS.unknown_message(kind))
+                    continue
+                act_spec = _options(v, {"type": kind, **spec}, lpath, ACTIVATIONS.get(kind),
+                                    skip=("name",))
+            else:
+                act_spec = _activation_spec(v, {"type": act, **spec} if spec else act,
+                                            lpath + ["activation"])
             entry = {"type": "activation", "name": raw.get("name")}
             if entry["name"] is not None:
                 try:
-                    entry["name"] = LAYER_KEY_RULES["name"](entry["name"])
+                    entry["name"] = LAYER_NAME(entry["name"])
                 except r.Invalid as exc:
                     v.error(lpath + ["name"], str(exc))
             if isinstance(act_spec, dict):
@@ -223,36 +237,14 @@ def _optimizer(v, value, path, present):
         return value
     cls = OPTIMIZERS.get(kind)
     defaults = cls.hyperparameters()
-    errors_before = len(v.errors)
-    out = {"type": kind}
     for key in value:
         if key != "type" and key not in defaults:
             v.error(path + [key], _unknown_key(path, key, list(defaults) + ["type"]))
-    for key, default in defaults.items():
-        given = value.get(key, default)
-        try:
-            if isinstance(default, bool):
-                given = r.boolean(given)
-            elif isinstance(default, (int, float)):
-                given = r.number()(given)
-            elif isinstance(default, (tuple, list)):
-                if isinstance(given, tuple):
-                    given = list(given)
-                given = r.list_of(r.number(), f"a list of {len(default)} numbers")(given)
-                if len(given) != len(default):
-                    raise r.Invalid(f"expected a list of {len(default)} numbers, got {given}")
-        except r.Invalid as exc:
-            v.error(path + [key], str(exc))
-            continue
-        out[key] = given
-    if len(v.errors) == errors_before:
-        try:
-            cls(**{k: val for k, val in out.items() if k != "type"})
-        except (ValueError, TypeError) as exc:
-            # Point at the hyperparameter the optimizer complains about, when it names one.
-            named = [k for k in out if k != "type" and re.search(rf"\b{k}\b", str(exc))]
-            v.error(path + named[:1], str(exc))
-    return out
+    given = {key: value.get(key, default) for key, default in defaults.items()}
+    clean, problems = r.check(cls.RULES, given, cls.RELATIONS)
+    for key, message in problems:
+        v.error(path + [key], message)
+    return {"type": kind, **clean}
 
 
 def _schedule(v, value, path, present):
@@ -371,6 +363,8 @@ def _check_model(config: Config) -> None:
             # Each layer alone, unlinked: a maxunpool2d's pool is another layer, checked
             # when the whole model is built.
             build_layer(layer_cfg)
+        except r.InvalidValues as exc:
+            errors.extend((f"model.layers[{i}].{key}", message) for key, message in exc.problems)
         except (ValueError, TypeError) as exc:
             errors.append(_layer_error(i, layer_cfg, str(exc)))
     if errors:

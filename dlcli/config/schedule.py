@@ -1,19 +1,9 @@
 """Checking a ``training.schedule`` value against the keys and rules each schedule declares
 as data (:data:`dlcli.nn.optim.schedules.SCHEDULE_KEYS`)."""
 
-from dlcli.config import rules as r
+from dlcli import rules as r
 from dlcli.nn.optim.schedules import COMMON_KEYS, REQUIRED, SCHEDULE_KEYS, normalize_spec
 from dlcli.registry import SCHEDULES
-
-
-def _rules():
-    return {
-        "nonnegative_int": r.nonnegative_int,
-        "positive_int": r.positive_int,
-        "optional_positive_int": r.optional(r.positive_int),
-        "positive_number": r.number(0.0, min_open=True),
-        "nonnegative_number": r.number(0.0),
-    }
 
 
 def validate_schedule(spec) -> tuple[dict, list[tuple[list, str]]]:
@@ -30,20 +20,20 @@ def validate_schedule(spec) -> tuple[dict, list[tuple[list, str]]]:
     if not isinstance(kind, str) or kind not in SCHEDULE_KEYS:
         return spec, [(["type"], SCHEDULES.unknown_message(kind))]
     keys = {**SCHEDULE_KEYS[kind], **COMMON_KEYS}
-    rules = _rules()
     errors, out = [], {"type": kind}
     for key in spec:
         if key != "type" and key not in keys:
             errors.append(([key], r.unknown_key_message(key, list(keys) + ["type"])))
-    for key, (rule, default) in keys.items():
-        if key not in spec:
-            if default == REQUIRED:
-                errors.append(([key], "required key is missing"))
-            else:
-                out[key] = default
-            continue
-        try:
-            out[key] = rules[rule](spec[key])
-        except r.Invalid as exc:
-            errors.append(([key], str(exc)))
+    given = {key: spec[key] for key in keys if key in spec}
+    clean, problems = r.check({key: rule for key, (rule, _) in keys.items()}, given)
+    failed = {key for key, _ in problems}
+    for key, (_, default) in keys.items():
+        if key in given:
+            if key not in failed:
+                out[key] = clean[key]
+        elif default == REQUIRED:
+            errors.append(([key], "required key is missing"))
+        else:
+            out[key] = default
+    errors.extend(([key], message) for key, message in problems)
     return out, errors

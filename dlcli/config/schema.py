@@ -1,11 +1,11 @@
 """The config schema as data: each section lists its keys, rules and defaults.
 
-``REQUIRED`` marks keys without a default. Layer keys are checked against the layer class's
-constructor signature and typed by ``LAYER_KEY_RULES``; optimizer keys against the
-optimizer's hyperparameters.
+``REQUIRED`` marks keys without a default. Layer, activation and optimizer keys are checked
+against the class's constructor signature and the rules the class declares (``RULES``);
+schedules and synthetic data sets declare theirs beside them.
 """
 
-from dlcli.config import rules as r
+from dlcli import rules as r
 
 REQUIRED = object()
 
@@ -102,27 +102,10 @@ EARLY_STOPPING = {
     "min_delta": (r.number(0.0), 0.0),
 }
 
-_ACTIVATION_NAME = r.string  # checked against the registry in resolve
-
-
-LAYER_KEY_RULES = {
-    "name": r.optional(r.Rule(
-        "a layer name of letters, digits and _ not starting with a digit",
-        lambda v: v if isinstance(v, str) and v and v.replace("_", "a").isalnum()
-        and not v[0].isdigit() else r._FAIL)),
-    "units": r.positive_int,
-    "filters": r.positive_int,
-    "kernel_size": r.pair(1),
-    "pool_size": r.pair(1),
-    "stride": r.optional(r.pair(1)),
-    "padding": r.padding_rule(),
-    "output_padding": r.pair(0),
-    "use_bias": r.boolean,
-    "flip_kernel": r.boolean,
-    "rate": r.fraction,
-    "update": r.choice("gradient", "unit_norm"),
-    "flatten_input": r.boolean,
-    "shape": r.reshape_shape(),
-    "pool": r.string,
-    "negative_slope": r.number(0.0, 1.0, max_open=True),
-}
+# A layer's own values are checked against the rules its class declares (``RULES``,
+# ``RELATIONS``: :mod:`dlcli.rules`); its name, activation and initializer against these and
+# the registries.
+LAYER_NAME = r.optional(r.Rule(
+    "a layer name of letters, digits and _ not starting with a digit",
+    lambda v: v if isinstance(v, str) and v and v.replace("_", "a").isalnum()
+    and not v[0].isdigit() else r._FAIL))

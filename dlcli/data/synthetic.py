@@ -5,48 +5,49 @@ class labels unless stated otherwise. The output depends only on ``rng`` and the
 arguments, and no generator loops over samples in Python.
 """
 
+import functools
+
 import numpy as np
 
-from dlcli.errors import DataError
+from dlcli import rules as r
 from dlcli.registry import DATASETS
 
 
 def validate_params(name: str, params) -> tuple[dict, list[tuple[str, str]]]:
-    """Check ``data.params`` of ``synthetic:<name>`` against the generator's signature, as
-    every other section is checked against its rules: each key must be a parameter; one
-    whose default is an integer takes a whole number (``1e3`` is read as 1000), one whose
-    default is a float a number; every number is finite and not negative (the generators'
-    own minimums follow when they run). Returns (the params, ints made int; [(key,
-    problem)])."""
-    import inspect
-    import math
-    from dlcli.errors import _show, unknown_key_message
-
+    """Check ``data.params`` of ``synthetic:<name>`` against the rules its generator declares
+    (``RULES``, given to :func:`_declares`) with the one checker of :mod:`dlcli.rules`.
+    Returns (the params normalized by their rules; [(key, problem)])."""
     generator = DATASETS.get(name)
-    defaults = {k: p.default for k, p in inspect.signature(generator).parameters.items()
-                if p.default is not inspect.Parameter.empty}
     if not isinstance(params, dict):
-        return {}, [("", f"expected a mapping of parameters, got {_show(params)}")]
-    clean, problems = {}, []
-    for key, value in params.items():
-        if key not in defaults:
-            problems.append((str(key), unknown_key_message(str(key), list(defaults))))
-            continue
-        whole = isinstance(defaults[key], int) and not isinstance(defaults[key], bool)
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number or not math.isfinite(value) or value < 0:
-            problems.append((key, f"expected a {'whole' if whole else 'finite'} number of at "
-                                  f"least 0, got {_show(value)}"))
-        elif whole and value != int(value):
-            problems.append((key, f"expected a whole number, got {_show(value)}"))
-        else:
-            clean[key] = int(value) if whole else float(value)
-    return clean, problems
+        return {}, [("", f"expected a mapping of parameters, got {r._show(params)}")]
+    problems = [(str(key), r.unknown_key_message(str(key), list(generator.RULES)))
+                for key in params if key not in generator.RULES]
+    clean, broken = r.check(generator.RULES, {k: v for k, v in params.items()
+                                              if k in generator.RULES})
+    return clean, problems + broken
 
 
-def _check(name: str, value, minimum) -> None:
-    if value < minimum:
-        raise DataError(f"{name} must be at least {minimum}; got {value}", where="data.params")
+def _whole(minimum: int) -> r.Rule:
+    """A whole number ≥ minimum; ``1e3`` (a float in YAML) is read as 1000."""
+    return r.Rule(f"a whole number ≥ {minimum}",
+                  lambda v: int(v) if r._is_number(v) and v == int(v) and v >= minimum
+                  else r._FAIL, "integer", minimum=minimum, maximum=None)
+
+
+def _declares(**rules):
+    """Register a generator's parameter rules as data (``generator.RULES``); calling it checks
+    its arguments against the same rules (config validation has already done so)."""
+    def wrap(generator):
+        @functools.wraps(generator)
+        def checked(rng, **params):
+            return generator(rng, **r.enforce(rules, params))
+        checked.RULES = rules
+        return checked
+    return wrap
+
+
+_SAMPLES = _whole(1)
+_SPREAD = r.nonnegative_number
 
 
 def _balanced_labels(rng: np.random.Generator, n_samples: int, n_classes: int) -> np.ndarray:
@@ -55,6 +56,7 @@ def _balanced_labels(rng: np.random.Generator, n_samples: int, n_classes: int) -
 
 
 @DATASETS.register("linearly_separable")
+@_declares(n_samples=_SAMPLES, margin=_SPREAD)
 def linearly_separable(rng: np.random.Generator, n_samples: int = 200, margin: float = 0.5):
     """Two classes in 2-D split by a random line with a gap of ``2 * margin`` around it.
 
@@ -63,7 +65,6 @@ def linearly_separable(rng: np.random.Generator, n_samples: int = 200, margin: f
     away from it, so every point has distance >= margin to the line and a perceptron
     converges to zero errors. Returns x (N, 2), y (N,) in {0, 1}.
     """
-    _check("n_samples", n_samples, 1)
     angle = rng.uniform(0, 2 * np.pi)
     w = np.array([np.cos(angle), np.sin(angle)])
     b = rng.uniform(-0.5, 0.5)
@@ -74,12 +75,12 @@ def linearly_separable(rng: np.random.Generator, n_samples: int = 200, margin: f
 
 
 @DATASETS.register("xor")
+@_declares(n_samples=_SAMPLES, noise=_SPREAD)
 def xor(rng: np.random.Generator, n_samples: int = 200, noise: float = 0.25):
     """Four Gaussian clusters at (+-1, +-1) with std ``noise``; label 1 where the signs differ.
 
     Not linearly separable; one hidden layer solves it. Returns x (N, 2), y (N,) in {0, 1}.
     """
-    _check("n_samples", n_samples, 1)
     cluster = _balanced_labels(rng, n_samples, 4)
     centers = np.array([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]])
     x = centers[cluster] + noise * rng.standard_normal((n_samples, 2))
@@ -87,12 +88,12 @@ def xor(rng: np.random.Generator, n_samples: int = 200, noise: float = 0.25):
 
 
 @DATASETS.register("moons")
+@_declares(n_samples=_SAMPLES, noise=_SPREAD)
 def moons(rng: np.random.Generator, n_samples: int = 200, noise: float = 0.1):
     """Two interleaving half circles (as scikit-learn's make_moons), Gaussian noise ``noise``.
 
     Returns x (N, 2), y (N,) in {0, 1}.
     """
-    _check("n_samples", n_samples, 1)
     y = _balanced_labels(rng, n_samples, 2)
     t = rng.uniform(0, np.pi, n_samples)
     upper = np.stack([np.cos(t), np.sin(t)], axis=1)
@@ -102,14 +103,13 @@ def moons(rng: np.random.Generator, n_samples: int = 200, noise: float = 0.1):
 
 
 @DATASETS.register("circles")
+@_declares(n_samples=_SAMPLES, noise=_SPREAD,
+           factor=r.number(0.0, 1.0, min_open=True, max_open=True))
 def circles(rng: np.random.Generator, n_samples: int = 200, noise: float = 0.05, factor: float = 0.5):
     """A unit circle (label 0) around a circle of radius ``factor`` (label 1), plus noise.
 
     Returns x (N, 2), y (N,) in {0, 1}.
     """
-    _check("n_samples", n_samples, 1)
-    if not 0 < factor < 1:
-        raise DataError(f"factor must be in (0, 1); got {factor}", where="data.params")
     y = _balanced_labels(rng, n_samples, 2)
     t = rng.uniform(0, 2 * np.pi, n_samples)
     radius = np.where(y == 0, 1.0, factor)
@@ -118,21 +118,22 @@ def circles(rng: np.random.Generator, n_samples: int = 200, noise: float = 0.05,
 
 
 @DATASETS.register("spirals")
+@_declares(n_samples=_SAMPLES, n_classes=_whole(2), noise=_SPREAD)
 def spirals(rng: np.random.Generator, n_samples: int = 300, n_classes: int = 3, noise: float = 0.2):
     """``n_classes`` interleaved spiral arms in 2-D (the CS231n spiral set).
 
     Arm k: radius r ~ U(0, 1), angle 4 r + 2 pi k / n_classes + noise * N(0, 1).
     Returns x (N, 2), y (N,) in [0, n_classes).
     """
-    _check("n_samples", n_samples, 1)
-    _check("n_classes", n_classes, 2)
     y = _balanced_labels(rng, n_samples, n_classes)
-    r = rng.uniform(0, 1, n_samples)
-    theta = 4 * r + 2 * np.pi * y / n_classes + noise * rng.standard_normal(n_samples)
-    return np.stack([r * np.sin(theta), r * np.cos(theta)], axis=1), y
+    radius = rng.uniform(0, 1, n_samples)
+    theta = 4 * radius + 2 * np.pi * y / n_classes + noise * rng.standard_normal(n_samples)
+    return np.stack([radius * np.sin(theta), radius * np.cos(theta)], axis=1), y
 
 
 @DATASETS.register("blobs")
+@_declares(n_samples=_SAMPLES, n_classes=_whole(1), n_features=_whole(1), spread=_SPREAD,
+           center_box=_SPREAD)
 def blobs(
     rng: np.random.Generator,
     n_samples: int = 300,
@@ -145,9 +146,6 @@ def blobs(
 
     Returns x (N, n_features), y (N,) in [0, n_classes).
     """
-    _check("n_samples", n_samples, 1)
-    _check("n_classes", n_classes, 1)
-    _check("n_features", n_features, 1)
     centers = rng.uniform(-center_box, center_box, size=(n_classes, n_features))
     y = _balanced_labels(rng, n_samples, n_classes)
     # centers[y] + spread * noise, built in place a block of rows at a time (the same values
@@ -160,6 +158,7 @@ def blobs(
 
 
 @DATASETS.register("regression")
+@_declares(n_samples=_SAMPLES, n_features=_whole(1), noise=_SPREAD)
 def regression(rng: np.random.Generator, n_samples: int = 200, n_features: int = 1, noise: float = 0.1):
     """A smooth nonlinear target of uniform inputs.
 
@@ -167,8 +166,6 @@ def regression(rng: np.random.Generator, n_samples: int = 200, n_features: int =
     y = sin(2 t) + 0.5 s^2 + noise * N(0, 1) (for F = 1, u = v = 1).
     Returns x (N, n_features), y float64 (N, 1).
     """
-    _check("n_samples", n_samples, 1)
-    _check("n_features", n_features, 1)
     directions = rng.standard_normal((n_features, 2))
     directions /= np.linalg.norm(directions, axis=0, keepdims=True)
     if n_features == 1:
@@ -180,6 +177,7 @@ def regression(rng: np.random.Generator, n_samples: int = 200, n_features: int =
 
 
 @DATASETS.register("multilabel")
+@_declares(n_samples=_SAMPLES, n_features=_whole(1), n_labels=_whole(1))
 def multilabel(rng: np.random.Generator, n_samples: int = 300, n_features: int = 4, n_labels: int = 3):
     """Independent binary labels, each a random linear threshold of standard normal inputs.
 
@@ -187,9 +185,6 @@ def multilabel(rng: np.random.Generator, n_samples: int = 300, n_features: int =
     a sigmoid output layer learns each column exactly.
     Returns x (N, n_features), y int64 (N, n_labels) of 0/1.
     """
-    _check("n_samples", n_samples, 1)
-    _check("n_features", n_features, 1)
-    _check("n_labels", n_labels, 1)
     weights = rng.standard_normal((n_features, n_labels))
     bias = rng.uniform(-0.5, 0.5, n_labels)
     x = rng.standard_normal((n_samples, n_features))
@@ -197,6 +192,8 @@ def multilabel(rng: np.random.Generator, n_samples: int = 300, n_features: int =
 
 
 @DATASETS.register("images")
+@_declares(n_samples=_SAMPLES, n_classes=_whole(2), height=_whole(2), width=_whole(2),
+           channels=_whole(1), noise=_SPREAD)
 def images(
     rng: np.random.Generator,
     n_samples: int = 500,
@@ -214,11 +211,6 @@ def images(
     in [-1.5, 1.5]. Returns x float64 (N, height, width, channels) — the user-facing
     NHWC layout — and y (N,) in [0, n_classes).
     """
-    _check("n_samples", n_samples, 1)
-    _check("n_classes", n_classes, 2)
-    _check("height", height, 2)
-    _check("width", width, 2)
-    _check("channels", channels, 1)
     y = _balanced_labels(rng, n_samples, n_classes)
     classes = np.arange(n_classes)
     angle = np.pi * classes / n_classes

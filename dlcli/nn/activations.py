@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from dlcli import rules as r
 from dlcli.nn.layers.base import Layer
 from dlcli.registry import ACTIVATIONS, LAYERS
 
@@ -134,11 +135,11 @@ class LeakyReLU(Activation):
 
     activation_name = "leaky_relu"
 
+    RULES = {"negative_slope": r.fraction}
+
     def __init__(self, negative_slope: float = 0.1, name=None):
         super().__init__(name)
-        if not 0 <= negative_slope < 1:
-            raise ValueError(f"negative_slope must be in [0, 1), got {negative_slope}")
-        self.negative_slope = negative_slope
+        self.negative_slope = self.checked(negative_slope=negative_slope)["negative_slope"]
 
     def forward(self, x, training=False):
         self._mask = x > 0

@@ -26,7 +26,8 @@ import math
 import pathlib
 from dataclasses import dataclass
 
-from dlcli.config import loader, rules as r
+from dlcli import rules as r
+from dlcli.config import loader
 from dlcli.config.keypaths import apply_overrides, parse_key_path
 from dlcli.config.resolve import _Validator
 from dlcli.config.schema import REQUIRED, TOP as CONFIG_TOP

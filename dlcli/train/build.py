@@ -7,7 +7,7 @@ import numpy as np
 
 from dlcli.config.resolve import Config, build_model, compute_dtype, infer_task, \
     pairing_warnings, to_internal_shape
-from dlcli.config.rules import unknown_key_message
+from dlcli.errors import unknown_key_message
 from dlcli.config.schedule import validate_schedule
 from dlcli.data.lazy import value_range
 from dlcli.errors import ConfigError, DataError

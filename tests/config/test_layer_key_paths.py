@@ -1,5 +1,5 @@
 """A layer's complaint about one of its keys keeps the full key path, with the same
-``<file>: <key.path>: <rule>; got <value>`` shape as every other config error."""
+``<file>: <key.path>: expected <rule>, got <value>`` shape as every other config error."""
 
 import pathlib
 
@@ -12,8 +12,10 @@ CNN = pathlib.Path(__file__).resolve().parents[2] / "configs" / "cnn_digits.yaml
 
 
 @pytest.mark.parametrize("override, path, rule", [
-    ("model.layers[1].padding=same", "model.layers[1].padding",
-     "must be an int or a pair of ints; got 'same'"),   # a max pool: no 'same' padding
+    ("model.layers[1].padding=same", "model.layers[1].padding",   # a max pool: no 'same'
+     "expected an integer ≥ 0 or a pair [height, width] of them, got 'same'"),
+    ("model.layers[1].padding=2", "model.layers[1].padding",   # pool_size 2: at most 1
+     "expected at most half the pool size 2x2, got 2"),
     ("model.layers[1].pool_size=0", "model.layers[1].pool_size",
      "expected an integer ≥ 1 or a pair [height, width] of them, got 0"),
 ])

@@ -8,6 +8,8 @@ user-facing layout of the notes, ``(height, width, channels)``, is produced by
 
 import numpy as np
 
+from dlcli import rules
+
 
 class IncompatibleShape(ValueError):
     """A layer cannot take the input shape it is given; the model adds the layer's path."""
@@ -32,6 +34,17 @@ class Layer:
     """
 
     type_name = "layer"
+    #: The rules of this layer's hyperparameters, as data (:mod:`dlcli.rules`): parameter ->
+    #: rule, and rules between parameters. Config validation and the constructor both apply
+    #: them through :func:`dlcli.rules.check`. ``name``, ``activation`` and ``initializer``
+    #: are names the config layer resolves against its registries.
+    RULES: dict = {}
+    RELATIONS: tuple = ()
+
+    def checked(self, **values) -> dict:
+        """``values`` normalized by :attr:`RULES`; :class:`dlcli.rules.InvalidValues` if
+        any breaks its rule."""
+        return rules.enforce(self.RULES, values, self.RELATIONS)
 
     def __init__(self, name: str | None = None):
         self.name = name

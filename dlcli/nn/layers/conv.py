@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import rules as r
 from ...registry import INITIALIZERS, LAYERS
 from ..functional import conv as F
 from .base import IncompatibleShape, Layer, display_shape
-
-
-def _positive_pair(value, what: str) -> tuple[int, int]:
-    result = F.pair(value, what)
-    if min(result) < 1:
-        raise ValueError(f"{what} must be >= 1; got {value!r}")
-    return result
-
-
-def _as_config(value):
-    """Tuples -> lists so that configs serialise to YAML/JSON unchanged."""
-    return list(value) if isinstance(value, tuple) else value
 
 
 def _image_shape(layer: Layer, input_shape) -> tuple[int, int, int]:
@@ -32,18 +21,22 @@ def _image_shape(layer: Layer, input_shape) -> tuple[int, int, int]:
 class _ConvBase(Layer):
     """Shared hyperparameter handling, parameter allocation and config of the conv layers."""
 
+    RULES = {"filters": r.positive_int, "kernel_size": r.pair(1), "stride": r.pair(1),
+             "padding": r.pair(0), "use_bias": r.boolean}
+
     def __init__(self, filters, kernel_size, stride=1, padding=0, use_bias=True,
-                 initializer="he", activation=None, name=None):
+                 initializer="he", activation=None, name=None, **more):
         super().__init__(name=name)
-        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
-            raise ValueError(f"filters must be a positive int; got {filters!r}")
-        self.filters = int(filters)
-        self.kernel_size = _as_config(kernel_size)
-        self.kernel = _positive_pair(kernel_size, "kernel_size")
-        self.stride = _as_config(stride)
-        self.strides = _positive_pair(stride, "stride")
-        self.padding = _as_config(padding)
-        self.use_bias = bool(use_bias)
+        values = self.checked(filters=filters, kernel_size=kernel_size, stride=stride,
+                              padding=padding, use_bias=use_bias, **more)
+        self.filters = values["filters"]
+        self.kernel_size = values["kernel_size"]  # as given (an int or a list), for configs
+        self.kernel = F.pair(values["kernel_size"])
+        self.stride = values["stride"]
+        self.strides = F.pair(values["stride"])
+        self.padding = values["padding"]
+        self.use_bias = values["use_bias"]
+        self._values = values
         self.initializer = initializer
         self.activation_name = activation
         # Reusable im2col/GEMM buffers, rebuilt on shape change; public so that a fused step
@@ -126,14 +119,13 @@ class Conv2D(_ConvBase):
     """
 
     type_name = "conv2d"
+    RULES = {**_ConvBase.RULES, "padding": r.padding_rule(), "flip_kernel": r.boolean}
 
     def __init__(self, filters, kernel_size, stride=1, padding=0, use_bias=True,
                  initializer="he", flip_kernel=False, activation=None, name=None):
         super().__init__(filters, kernel_size, stride, padding, use_bias, initializer,
-                         activation, name)
-        self.flip_kernel = bool(flip_kernel)
-        # Validate the padding spec now rather than at the first shape walk.
-        F.resolve_padding(padding, (1, 1), self.kernel, self.strides)
+                         activation, name, flip_kernel=flip_kernel)
+        self.flip_kernel = self._values["flip_kernel"]
 
     def _weight_shape(self, in_channels: int) -> tuple:
         return (self.filters, in_channels, *self.kernel)
@@ -198,20 +190,20 @@ class ConvTranspose2D(_ConvBase):
     """
 
     type_name = "conv_transpose2d"
+    RULES = {**_ConvBase.RULES, "output_padding": r.pair(0)}
+    # output_padding picks among the sizes a stride-s convolution maps to one size: < s.
+    RELATIONS = (r.Relation(
+        "output_padding", ("stride",),
+        lambda v: f"each entry smaller than the stride {v['stride']}",
+        lambda v: all(op < s for op, s in zip(F.pair(v["output_padding"]), F.pair(v["stride"])))),)
 
     def __init__(self, filters, kernel_size, stride=1, padding=0, output_padding=0,
                  use_bias=True, initializer="he", activation=None, name=None):
         super().__init__(filters, kernel_size, stride, padding, use_bias, initializer,
-                         activation, name)
-        self.pads = F.pair(padding, "padding")
-        if min(self.pads) < 0:
-            raise ValueError(f"padding must be >= 0; got {padding!r}")
-        self.output_padding = _as_config(output_padding)
-        self.output_pads = F.pair(output_padding, "output_padding")
-        for op, s in zip(self.output_pads, self.strides):
-            if not 0 <= op < s:
-                raise ValueError(f"output_padding must be >= 0 and smaller than the stride "
-                                 f"{self.stride}; got {output_padding!r}")
+                         activation, name, output_padding=output_padding)
+        self.pads = F.pair(self.padding)
+        self.output_padding = self._values["output_padding"]
+        self.output_pads = F.pair(self.output_padding)
 
     def _weight_shape(self, in_channels: int) -> tuple:
         return (in_channels, self.filters, *self.kernel)

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from dlcli import rules as r
 from dlcli.nn.layers.base import IncompatibleShape, Layer, display_shape, matmul, size_of
 from dlcli.registry import INITIALIZERS, LAYERS
 
@@ -27,19 +28,21 @@ class Dense(Layer):
     """
 
     type_name = "dense"
+    RULES = {"units": r.positive_int, "use_bias": r.boolean,
+             "update": r.choice("gradient", "unit_norm"), "flatten_input": r.boolean}
 
     def __init__(self, units: int, activation=None, initializer: str = "he",
                  use_bias: bool = True, update: str = "gradient", flatten_input: bool = False,
                  name=None):
         super().__init__(name)
-        self.units = units
+        values = self.checked(units=units, use_bias=use_bias, update=update,
+                              flatten_input=flatten_input)
+        self.units = values["units"]
         self.activation_spec = activation
         self.initializer = initializer
-        self.use_bias = use_bias
-        if update not in ("gradient", "unit_norm"):
-            raise ValueError(f"update must be 'gradient' or 'unit_norm', got {update!r}")
-        self.update = update
-        self.flatten_input = bool(flatten_input)
+        self.use_bias = values["use_bias"]
+        self.update = values["update"]
+        self.flatten_input = values["flatten_input"]
 
     def _in_features(self, input_shape) -> int:
         if len(input_shape) != 1 and not self.flatten_input:
@@ -141,11 +144,11 @@ class Dropout(Layer):
 
     type_name = "dropout"
 
+    RULES = {"rate": r.fraction}
+
     def __init__(self, rate: float = 0.5, name=None):
         super().__init__(name)
-        if not 0 <= rate < 1:
-            raise ValueError(f"rate must be in [0, 1), got {rate}")
-        self.rate = rate
+        self.rate = self.checked(rate=rate)["rate"]
         self.rng = None
 
     def build(self, input_shape, rng, dtype=np.float32):

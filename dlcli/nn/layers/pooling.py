@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import rules as r
 from ...registry import LAYERS
 from ..functional import conv as C
 from ..functional import pooling as P
@@ -13,20 +14,21 @@ from .base import IncompatibleShape, Layer, display_shape
 class _Pool2D(Layer):
     """Shared hyperparameters and shape rule of the pooling layers."""
 
+    RULES = {"pool_size": r.pair(1), "stride": r.optional(r.pair(1)), "padding": r.pair(0)}
+    # A window lying wholly in the padding would have no input value (PyTorch's rule).
+    RELATIONS = (r.Relation(
+        "padding", ("pool_size",),
+        lambda v: "at most half the pool size {}x{}".format(*C.pair(v["pool_size"])),
+        lambda v: all(2 * p <= f for p, f in zip(C.pair(v["padding"]), C.pair(v["pool_size"])))),)
+
     def __init__(self, pool_size, stride=None, padding=0, name=None):
         super().__init__(name=name)
-        self.pool_size = list(pool_size) if isinstance(pool_size, tuple) else pool_size
-        self.stride = list(stride) if isinstance(stride, tuple) else stride
-        self.padding = list(padding) if isinstance(padding, tuple) else padding
-        self.pool = C.pair(pool_size, "pool_size")
-        self.strides = self.pool if stride is None else C.pair(stride, "stride")
-        self.pads = C.pair(padding, "padding")
-        if min(self.pool) < 1 or min(self.strides) < 1:
-            raise ValueError(f"pool_size and stride must be >= 1; got {pool_size!r}, {stride!r}")
-        if min(self.pads) < 0 or any(2 * p > f for p, f in zip(self.pads, self.pool)):
-            # A window lying wholly in the padding would have no input value (PyTorch's rule).
-            raise ValueError(f"padding must be between 0 and half the pool size "
-                             f"{self.pool[0]}x{self.pool[1]}; got {padding!r}")
+        values = self.checked(pool_size=pool_size, stride=stride, padding=padding)
+        self.pool_size, self.stride, self.padding = (values["pool_size"], values["stride"],
+                                                     values["padding"])
+        self.pool = C.pair(self.pool_size)
+        self.strides = self.pool if self.stride is None else C.pair(self.stride)
+        self.pads = C.pair(self.padding)
         self.last_input_shape: tuple | None = None
 
     def output_shape(self, input_shape: tuple) -> tuple:
@@ -145,11 +147,12 @@ class MaxUnpool2D(Layer):
 
     type_name = "maxunpool2d"
 
+    RULES = {"pool": r.Rule("the name of a maxpool2d layer",
+                            lambda v: v if isinstance(v, str) and v else r._FAIL, "string")}
+
     def __init__(self, pool, name=None):
         super().__init__(name=name)
-        if not isinstance(pool, str) or not pool:
-            raise ValueError(f"pool must be the name of a maxpool2d layer; got {pool!r}")
-        self.pool = pool
+        self.pool = self.checked(pool=pool)["pool"]
         self.pool_layer: MaxPool2D | None = None
 
     def link(self, layers_by_name: dict) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import rules as r
 from ...registry import LAYERS
 from .base import IncompatibleShape, Layer, size_of
 
@@ -23,14 +24,11 @@ class Reshape(Layer):
 
     type_name = "reshape"
 
+    RULES = {"shape": r.reshape_shape()}
+
     def __init__(self, shape, name=None):
         super().__init__(name=name)
-        if (not isinstance(shape, (list, tuple)) or not shape
-                or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape)
-                or any(d == 0 or d < -1 for d in shape) or list(shape).count(-1) > 1):
-            raise ValueError(f"shape must be a non-empty list of positive ints (one may be -1); "
-                             f"got {shape!r}")
-        self.shape = [int(d) for d in shape]
+        self.shape = self.checked(shape=shape)["shape"]
 
     def _user_target(self, size: int) -> tuple:
         known = size_of([d for d in self.shape if d != -1])

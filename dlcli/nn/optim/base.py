@@ -4,47 +4,12 @@ parameter key, the packed step over a model's contiguous buffers, and checkpoint
 from __future__ import annotations
 
 import inspect
-import math
-import numbers
 
 import numpy as np
 
+from dlcli import rules as r
 from dlcli.nn import blas
 from dlcli.registry import OPTIMIZERS
-
-
-# ---- hyperparameter checks ---------------------------------------------------------------
-
-
-def _number(name, value, *, low=0.0, high=None, high_open=False) -> float:
-    """``value`` as a float in ``[low, high]`` (or ``[low, high)``), else ValueError."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number; got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite; got {value!r}")
-    if high is None:
-        if value < low:
-            raise ValueError(f"{name} must be >= {low:g}; got {value!r}")
-    elif value < low or value > high or (high_open and value == high):
-        bracket = ")" if high_open else "]"
-        raise ValueError(f"{name} must be in [{low:g}, {high:g}{bracket}; got {value!r}")
-    return value
-
-
-def _flag(name, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be true or false; got {value!r}")
-    return bool(value)
-
-
-def _betas(value) -> tuple[float, float]:
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ValueError(f"betas must be a list of two numbers [beta1, beta2]; got {value!r}")
-    return (_number("betas[0]", value[0], high=1.0, high_open=True),
-            _number("betas[1]", value[1], high=1.0, high_open=True))
 
 
 # ---- optimizer classes ---------------------------------------------------------------------
@@ -71,9 +36,15 @@ class Optimizer:
 
     type_name = "optimizer"
     state_names: tuple[str, ...] = ()
+    #: The rules of the hyperparameters, as data (:mod:`dlcli.rules`), which config
+    #: validation and the constructor both apply.
+    RULES: dict = {"lr": r.nonnegative_number}
+    RELATIONS: tuple = ()
 
-    def __init__(self, *, lr: float):
-        self.lr = _number("lr", lr)
+    def __init__(self, **hyperparameters):
+        """Check ``hyperparameters`` against :attr:`RULES` and set each as an attribute."""
+        for name, value in r.enforce(self.RULES, hyperparameters, self.RELATIONS).items():
+            setattr(self, name, value)
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self._scratch: dict[str, dict[str, np.ndarray]] = {}  # work arrays, not checkpointed
         self._packed = None  # see _step_packed: None (not yet), False (never) or its layout

@@ -2,7 +2,8 @@
 AdamW. Each holds its hyperparameters and calls its update function of
 :mod:`dlcli.nn.optim.functional`, where the formulas are written out."""
 
-from dlcli.nn.optim.base import Optimizer, _betas, _flag, _number, _registered
+from dlcli import rules as r
+from dlcli.nn.optim.base import Optimizer, _registered
 from dlcli.nn.optim.functional import adam_update, rmsprop_update, sgd_update
 
 __all__ = ["SGD", "Momentum", "RMSprop", "Adam", "AdamW"]
@@ -18,20 +19,19 @@ class SGD(Optimizer):
     """
 
     state_names = ("momentum_buffer",)
+    RULES = {**Optimizer.RULES, "momentum": r.nonnegative_number,
+             "dampening": r.number(0.0, 1.0), "nesterov": r.boolean,
+             "weight_decay": r.nonnegative_number, "maximize": r.boolean}
+    RELATIONS = (r.Relation(
+        "nesterov", ("momentum", "dampening"),
+        lambda v: f"false unless momentum > 0 and dampening = 0 (momentum is "
+                  f"{v['momentum']:g}, dampening {v['dampening']:g})",
+        lambda v: not v["nesterov"] or (v["momentum"] > 0 and v["dampening"] == 0)),)
 
     def __init__(self, *, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
                  maximize=False):
-        super().__init__(lr=lr)
-        self.momentum = _number("momentum", momentum)
-        self.dampening = _number("dampening", dampening, high=1.0)
-        self.nesterov = _flag("nesterov", nesterov)
-        self.weight_decay = _number("weight_decay", weight_decay)
-        self.maximize = _flag("maximize", maximize)
-        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
-            raise ValueError(
-                f"nesterov requires momentum > 0 and dampening = 0; "
-                f"got momentum={self.momentum:g}, dampening={self.dampening:g}"
-            )
+        super().__init__(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
+                         weight_decay=weight_decay, maximize=maximize)
 
     def _update(self, param, grad, state, scratch, lr):
         sgd_update(param, grad, state, lr=lr, momentum=self.momentum, dampening=self.dampening,
@@ -67,15 +67,14 @@ class RMSprop(Optimizer):
 
     state_names = ("step", "square_avg", "grad_avg", "momentum_buffer")
 
+    RULES = {**Optimizer.RULES, "alpha": r.number(0.0, 1.0), "eps": r.nonnegative_number,
+             "weight_decay": r.nonnegative_number, "momentum": r.nonnegative_number,
+             "centered": r.boolean, "maximize": r.boolean}
+
     def __init__(self, *, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
                  maximize=False):
-        super().__init__(lr=lr)
-        self.alpha = _number("alpha", alpha, high=1.0)
-        self.eps = _number("eps", eps)
-        self.weight_decay = _number("weight_decay", weight_decay)
-        self.momentum = _number("momentum", momentum)
-        self.centered = _flag("centered", centered)
-        self.maximize = _flag("maximize", maximize)
+        super().__init__(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                         momentum=momentum, centered=centered, maximize=maximize)
 
     def _update(self, param, grad, state, scratch, lr):
         rmsprop_update(param, grad, state, lr=lr, alpha=self.alpha, eps=self.eps,
@@ -104,14 +103,15 @@ class Adam(Optimizer):
     state_names = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     _decoupled = False
 
+    RULES = {**Optimizer.RULES, "betas": r.number_pair(0.0, 1.0, max_open=True),
+             "eps": r.nonnegative_number, "weight_decay": r.nonnegative_number,
+             "amsgrad": r.boolean, "maximize": r.boolean}
+
     def __init__(self, *, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
                  maximize=False):
-        super().__init__(lr=lr)
-        self.betas = _betas(betas)
-        self.eps = _number("eps", eps)
-        self.weight_decay = _number("weight_decay", weight_decay)
-        self.amsgrad = _flag("amsgrad", amsgrad)
-        self.maximize = _flag("maximize", maximize)
+        super().__init__(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, maximize=maximize)
+        self.betas = tuple(self.betas)
 
     def _update(self, param, grad, state, scratch, lr):
         adam_update(param, grad, state, lr=lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,

@@ -25,18 +25,20 @@ with :func:`validate_schedule` and builds the callable with :func:`make_schedule
 
 import math
 
+from dlcli import rules as r
 from dlcli.registry import SCHEDULES
 
-REQUIRED = "required"  # a key without a default (a string so the schema stays plain data)
+REQUIRED = "required"  # a key without a default
 
-#: ``{schedule type: {key: (rule name, default)}}``, the rules declared as data (checked by
-#: :mod:`dlcli.config.schedule`). ``warmup_epochs`` is common to all.
-COMMON_KEYS = {"warmup_epochs": ("nonnegative_int", 0)}
+#: ``{schedule type: {key: (rule, default)}}``, the rules declared as data (:mod:`dlcli.rules`,
+#: applied by :mod:`dlcli.config.schedule`). ``warmup_epochs`` is common to all.
+COMMON_KEYS = {"warmup_epochs": (r.nonnegative_int, 0)}
 SCHEDULE_KEYS = {
     "constant": {},
-    "step": {"step_size": ("positive_int", REQUIRED), "gamma": ("positive_number", 0.1)},
-    "exponential": {"gamma": ("positive_number", REQUIRED)},
-    "cosine": {"t_max": ("optional_positive_int", None), "eta_min": ("nonnegative_number", 0.0)},
+    "step": {"step_size": (r.positive_int, REQUIRED), "gamma": (r.positive_number, 0.1)},
+    "exponential": {"gamma": (r.positive_number, REQUIRED)},
+    "cosine": {"t_max": (r.optional(r.positive_int), None),
+               "eta_min": (r.nonnegative_number, 0.0)},
 }
 
 
