@@ -164,8 +164,7 @@ def _train(config: Config, par, *, run_dir=None, seed=None, console=None, intera
         started = time.perf_counter()
         finish = lambda status: write_summary(  # noqa: E731
             run_dir, config, model, task, trainer, monitor, started, status, stopper)
-        history = _fit(trainer, finish, run_dir, x_train, y_train, x_val, y_val)
-        summary = finish("finished")
+        history, summary = _fit(trainer, finish, run_dir, x_train, y_train, x_val, y_val)
         warnings += trainer.notes
         if diagnostics is not None:
             warnings += diagnostics.warnings
@@ -235,12 +234,17 @@ def _restore(run_dir, model, optimizer, trainer, monitor, normalizer_state, chan
 
 
 def _fit(trainer, finish, run_dir, x_train, y_train, x_val, y_val):
-    """Run the loop; whatever stops it, the summary says how the run ended."""
+    """Run the loop; whatever stops it, the summary says how the run ended. Returns the
+    history and the summary of a finished run."""
     try:
         # Overflow shows up as a non-finite loss or gradient, which the trainer reports
-        # with the epoch and step; NumPy's own warnings would only add noise.
+        # with the epoch and step; NumPy's own warnings would only add noise. The handlers
+        # stay until the summary is written: a signal after the last step (the final
+        # checkpoint is on disk) lets the run end as finished instead of cutting the
+        # summary short.
         with interrupt_handlers(trainer), np.errstate(all="ignore"):
-            return trainer.fit(x_train, y_train, x_val, y_val)
+            history = trainer.fit(x_train, y_train, x_val, y_val)
+            return history, finish("finished")
     except TrainingError as exc:
         finish(exc.status)
         exc.message += f"; run directory {run_dir}"

@@ -82,7 +82,9 @@ def assert_same_weights(run_dir, reference):
 
 def test_sigint_from_outside_checkpoints_and_resume_finishes_identically(tmp_path, reference):
     run_dir = tmp_path / "run"
-    proc = dlcli("train", write_config(tmp_path), "--run-dir", run_dir)
+    # a checkpoint each epoch, so each epoch's metric row is on disk when it ends (auto
+    # batches rows for about a second, when a 6-epoch run may already be over)
+    proc = dlcli("train", write_config(tmp_path, checkpoint_every=1), "--run-dir", run_dir)
     wait_for_epochs(run_dir, 1, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)
@@ -221,3 +223,31 @@ def test_a_second_writer_is_refused_while_the_first_runs(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "being written by another dlcli process" in proc.stderr
+
+
+LATE_SIGNAL = textwrap.dedent("""
+    import os, signal, sys
+    from dlcli import cli
+    from dlcli.train import session
+    write = session.write_summary
+    def signalled_then_written(run_dir, config, model, task, trainer, monitor, started,
+                               status, stopper):
+        if status == "finished":  # after the last step and the final checkpoint
+            os.kill(os.getpid(), signal.SIGINT)
+        return write(run_dir, config, model, task, trainer, monitor, started, status, stopper)
+    session.write_summary = signalled_then_written
+    sys.argv = ["dlcli", "train", *sys.argv[1:]]
+    cli.main()
+""")
+
+
+def test_a_signal_after_the_last_step_lets_the_run_end_as_finished(tmp_path):
+    """Ctrl-C between the final checkpoint and the summary: the run is complete on disk,
+    so it ends as finished (exit 0) instead of 'aborted' with its summary cut short."""
+    run_dir = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-c", LATE_SIGNAL, str(write_config(tmp_path, epochs=2)),
+                           "--run-dir", str(run_dir), "-q"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["epochs_done"] == 2
