@@ -75,8 +75,7 @@ def child(name: str, shards: int, threads: int, quick: bool) -> None:
         reply({"ready": True, "params": params, "itemsize": w["x"].itemsize,
                "steps_per_epoch": w["steps_per_epoch"], "samples": len(w["x"])})
     while True:
-        command = sys.stdin.readline().strip() if world.rank == 0 else None
-        command = world.bcast(command)
+        command = next_command(world)
         if command == "epoch":
             if world.size > 1:
                 world.comm.Barrier()
@@ -90,6 +89,21 @@ def child(name: str, shards: int, threads: int, quick: bool) -> None:
             if world.rank == 0:
                 reply({"peak_rss_mb": rss})
             return
+
+
+def next_command(world) -> str:
+    """Rank 0 reads the parent's next command and sends it to the other ranks, which wait
+    for it sleeping: a rank blocked in a collective busy-polls (MPICH does), and would take
+    a core from the other workers between their epochs."""
+    import time
+    if world.rank == 0:
+        command = sys.stdin.readline().strip()
+        for rank in range(1, world.size):
+            world.comm.send(command, dest=rank, tag=7)
+        return command
+    while not world.comm.Iprobe(source=0, tag=7):
+        time.sleep(0.005)
+    return world.comm.recv(source=0, tag=7)
 
 
 class Worker:
