@@ -23,11 +23,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
 import yaml
+
+from benchmarks.rss import communicate_with_peak
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FEATURES, CLASSES = 784, 10
@@ -55,16 +56,6 @@ def write_set(folder: pathlib.Path, n: int, block: int = 50_000) -> pathlib.Path
     return folder
 
 
-def rss_anon(pid: int) -> int | None:
-    try:
-        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        return None
-    return None
-
-
 def train_once(folder: pathlib.Path, work: pathlib.Path, stream_bytes: int) -> dict:
     """One epoch in a fresh process: peak RssAnon, epoch time, wall time."""
     config = yaml.safe_load((REPO / "benchmarks" / "mlp.yaml").read_text())
@@ -78,25 +69,13 @@ def train_once(folder: pathlib.Path, work: pathlib.Path, stream_bytes: int) -> d
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(stream_bytes), "train",
                              str(cfg), "--run-dir", str(run_dir), "-q"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = [0]
-
-    def sample():
-        while proc.poll() is None:
-            value = rss_anon(proc.pid)
-            if value is not None:
-                peak[0] = max(peak[0], value)
-            time.sleep(0.002)
-
-    watcher = threading.Thread(target=sample, daemon=True)
-    watcher.start()
-    output, _ = proc.communicate()
-    watcher.join()
+    output, peak = communicate_with_peak(proc)
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"dlcli train failed ({proc.returncode}):\n{output}")
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
     shutil.rmtree(run_dir, ignore_errors=True)
-    return {"peak_rss_anon_mb": peak[0] / 2**20, "epoch_s": rows[-1]["time"], "wall_s": wall}
+    return {"peak_rss_anon_mb": peak / 2**20, "epoch_s": rows[-1]["time"], "wall_s": wall}
 
 
 def main(argv=None) -> None:
