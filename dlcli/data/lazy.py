@@ -15,13 +15,11 @@ made per batch.
 
 import numpy as np
 
+from dlcli.data.normalize import BLOCK_ROWS  # rows converted at a time: a fixed buffer
+
 # A memory-mapped x of this many bytes or more is streamed (read a batch at a time); a
 # smaller one is read into memory, where its splits are converted once.
 STREAM_BYTES = 64 * 2**20
-# Rows converted at a time when a Rows is read whole or in blocks (a fixed-size buffer:
-# BLOCK_ROWS rows of float64).
-BLOCK_ROWS = 4096
-
 
 class Rows:
     """The rows ``source[index]`` (all rows when ``index`` is None), read lazily.
@@ -238,6 +236,8 @@ def resident_bytes(x) -> int:
         return 0 if x.index is None else int(x.index.nbytes)
     if isinstance(x, OneHotRows):
         return int(x.labels.nbytes)
+    if isinstance(x, Chain):
+        return sum(resident_bytes(part) for part in x.parts)
     return 0 if is_mapped(x) else int(np.asarray(x).nbytes)
 
 

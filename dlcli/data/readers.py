@@ -286,8 +286,10 @@ def read_array_file(path, target=None, *, targets: bool = True) -> dict:
             target = [] if target is None else [target] if isinstance(target, str) else target
         x, y, names = read_csv(path, target)
         return {"x": x, "y": y, "feature_names": names}
-    if is_idx_path(path):
-        return read_idx_set(path, read=idx_array)
+    if is_idx_path(path):  # float IDX files exist too
+        out = read_idx_set(path, read=idx_array)
+        check_arrays(out, path, ("x",))
+        return out
     raise DataError(
         "unsupported file type; expected .npz, .npy, .csv or IDX (.idx, *-ubyte, optionally "
         ".gz)",
