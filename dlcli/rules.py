@@ -230,8 +230,8 @@ def padding_rule() -> Rule:
     inner = pair(0)
 
     def check_padding(v):
-        if v in ("valid", "same"):
-            return v
+        if isinstance(v, str):  # any case, as Keras takes it
+            return v.lower() if v.lower() in ("valid", "same") else _FAIL
         return inner(v)
     return Rule("'valid', 'same', an integer ≥ 0 or a pair of them", check_padding, "padding")
 

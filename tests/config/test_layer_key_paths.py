@@ -24,3 +24,14 @@ def test_layer_errors_name_the_key(override, path, rule):
         load_config(CNN, [override])
     text = str(caught.value)
     assert f"{CNN}: {path}: {rule}" in text, text
+
+
+def test_conv_padding_names_are_taken_in_any_case_and_a_wrong_one_lists_them():
+    """Keras takes padding='SAME'; a misspelt name is answered with the names, not with the
+    rule for integers."""
+    upper = load_config(CNN, ["model.layers[0].padding=SAME"])
+    assert upper["model"]["layers"][0]["padding"] == "same"
+    with pytest.raises(ConfigError) as caught:
+        load_config(CNN, ["model.layers[0].padding=sam"])
+    assert (f"{CNN}: model.layers[0].padding: expected 'valid', 'same', an integer ≥ 0 or a "
+            "pair of them, got 'sam'") in str(caught.value)
