@@ -1,7 +1,7 @@
 """Rendering ``dlcli shapes``, ``gradcheck`` and ``time`` for people (rich tables)."""
 
 from dlcli.console import print_table, print_warnings
-from dlcli.inspect.shapes import human_bytes
+from dlcli.errors import human_bytes
 
 
 def print_shapes(console, report: dict) -> None:

@@ -1,7 +1,7 @@
 """``dlcli shapes``: per-layer shapes, sizes, parameters and multiply-adds, without compute."""
 
 # Re-exported: the table and memory estimate live with the engine they measure.
-from dlcli.nn.memory import human_bytes, layer_table, optimizer_slots  # noqa: F401
+from dlcli.nn.memory import layer_table, optimizer_slots  # noqa: F401
 
 
 def shapes_report(config, ranks: int | None = None) -> dict:

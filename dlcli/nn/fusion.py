@@ -44,7 +44,7 @@ def notes(steps: list) -> dict:
     ``{"runs_after": <pool name>}``."""
     found = {}
     for step in steps:
-        if isinstance(step, (ConvThenPool, PoolThenReLU)):
+        if hasattr(step, "describe"):  # every fused step says what ran fused
             found.update(step.describe())
     return found
 

@@ -3,7 +3,6 @@ alone: parameters, gradients, optimizer state, kept activations and layer worksp
 
 import numpy as np
 
-from dlcli.errors import human_bytes  # noqa: F401 - re-exported
 from dlcli.nn import fusion
 from dlcli.nn.layers.base import display_shape, size_of
 

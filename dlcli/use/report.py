@@ -7,7 +7,7 @@ import math
 
 from dlcli.console import _fmt, print_table, print_warnings  # noqa: F401
 from dlcli.inspect.report import print_gradcheck, print_shapes, print_timing  # noqa: F401
-from dlcli.inspect.shapes import human_bytes
+from dlcli.errors import human_bytes
 from dlcli.use.predictions import check_prediction_target, write_predictions  # noqa: F401
 
 
